@@ -1,0 +1,146 @@
+//! The command line: argument definitions, logging set-up, exit codes and one module per
+//! subcommand. Each subcommand returns a [`Status`]; only this module decides what reaches the
+//! terminal as an error.
+
+mod generate;
+mod stable_args;
+mod vendor;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// How a command ended. The numeric values are the documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Everything requested was done (exit code 0).
+    Success = 0,
+    /// The command ran, but at least one interface failed or something is exposed (exit code 1).
+    Failure = 1,
+    /// Invalid input or an error before anything was changed (exit code 2, as for usage errors).
+    Error = 2,
+}
+
+impl From<Status> for ExitCode {
+    fn from(status: Status) -> ExitCode {
+        ExitCode::from(status as u8)
+    }
+}
+
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  the command ran, but at least one interface failed or something is exposed
+  2  invalid input, or an error before anything was changed";
+
+/// macveil keeps this machine's hardware (MAC) address off the networks it joins.
+#[derive(Debug, Parser)]
+#[command(name = "macveil", version, after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    /// Log more detail to stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Log only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// The subcommand to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print generated addresses without touching any interface.
+    #[command(after_help = generate::EXAMPLES)]
+    #[command(name = "gen")]
+    Gen(Box<generate::GenArgs>),
+
+    /// Look up the vendor of an address, or search the vendor registry by name.
+    #[command(after_help = vendor::EXAMPLES)]
+    Vendor(vendor::VendorArgs),
+}
+
+/// Parses the process arguments; `--version` also names the vendor registry's source.
+pub fn parse_args() -> Cli {
+    let long_version = format!(
+        "{}\nvendor registry: {}",
+        env!("CARGO_PKG_VERSION"),
+        crate::vendor::Registry::load().source()
+    );
+    // clap keeps version strings for the life of the program; leaking one string is harmless.
+    let command = Cli::command().long_version(&*long_version.leak());
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+}
+
+/// Runs the parsed command and prints any error to stderr.
+pub fn run(cli: Cli) -> Status {
+    let result = match cli.command {
+        Command::Gen(args) => generate::run(&args),
+        Command::Vendor(args) => vendor::run(&args),
+    };
+    match result {
+        Ok(status) => status,
+        Err(err) if is_broken_pipe(&err) => Status::Success,
+        Err(err) => {
+            eprintln!("macveil: error: {err:#}");
+            Status::Error
+        }
+    }
+}
+
+/// Whether the error is a closed stdout (`macveil vendor --search a | head`), which is not a
+/// failure of the command.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io_err| io_err.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Sets up the `log` backend on stderr without timestamps, because journald adds its own. When
+/// stderr goes to journald (`JOURNAL_STREAM` is set), each line starts with its syslog priority
+/// (`<3>`) so that the journal records the level.
+pub fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => log::LevelFilter::Error,
+        (false, 0) => log::LevelFilter::Warn,
+        (false, 1) => log::LevelFilter::Info,
+        (false, 2) => log::LevelFilter::Debug,
+        (false, _) => log::LevelFilter::Trace,
+    };
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    env_logger::Builder::new()
+        .filter_level(level)
+        .parse_env("MACVEIL_LOG")
+        .format(move |buf, record| {
+            if journald {
+                let priority = match record.level() {
+                    log::Level::Error => 3,
+                    log::Level::Warn => 4,
+                    log::Level::Info => 6,
+                    log::Level::Debug | log::Level::Trace => 7,
+                };
+                writeln!(buf, "<{priority}>{}", record.args())
+            } else {
+                let level = record.level().as_str().to_lowercase();
+                writeln!(buf, "macveil: {level}: {}", record.args())
+            }
+        })
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,15 @@
+//! macveil keeps a machine's hardware (MAC) address off the networks it joins.
+//!
+//! The library holds everything a test can call: the address model, the generators, the vendor
+//! registry and the command implementations. The `macveil` binary only parses arguments, sets up
+//! logging and maps errors to exit codes.
+
+#![deny(missing_docs)]
+
+pub mod addr;
+pub mod cli;
+pub mod generate;
+pub mod rng;
+pub mod vendor;
+
+pub use addr::MacAddr;
