@@ -7,7 +7,7 @@ use clap::{ArgGroup, Args};
 use serde::Serialize;
 
 use super::Status;
-use super::stable_args::StableArgs;
+use super::stable_args::{LinkInputs, StableArgs};
 use crate::addr::MacAddr;
 use crate::generate::{self, mask::Mask};
 use crate::rng::OsRandom;
@@ -102,9 +102,14 @@ pub(super) fn run(args: &GenArgs) -> anyhow::Result<Status> {
                 "random",
             )
         } else if args.stable {
+            let link = LinkInputs {
+                ifname: None,
+                permanent: args.permanent,
+                current: args.current,
+            };
             let address = args
                 .stable_args
-                .derive(args.mask.as_ref(), args.current, &mut rng)?;
+                .derive(&link, args.mask.as_ref(), &mut rng)?;
             (address, "stable")
         } else if args.ending {
             (

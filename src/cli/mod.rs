@@ -3,7 +3,7 @@
 //! terminal as an error.
 
 mod generate;
-mod stable_args;
+pub mod stable_args;
 mod vendor;
 
 use std::io::{self, Write};

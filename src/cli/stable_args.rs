@@ -46,12 +46,25 @@ pub struct StableArgs {
     pub machine_id: Option<String>,
 }
 
+/// What the interface being given a stable address contributes: its name, its permanent address
+/// (for `${MAC}`), its current address (for a mask without OUIs) and macveil's per-link identity
+/// (for `${CONNECTION}` when `--connection` is not given). Options given on the command line win.
+#[derive(Debug, Clone, Default)]
+pub struct LinkInputs {
+    /// The interface name.
+    pub ifname: Option<String>,
+    /// The permanent (or reference) address.
+    pub permanent: Option<MacAddr>,
+    /// The current address.
+    pub current: Option<MacAddr>,
+}
+
 impl StableArgs {
-    /// Derives the stable address these options describe.
+    /// Derives the stable address these options describe for one interface.
     pub fn derive(
         &self,
+        _link: &LinkInputs,
         _mask: Option<&Mask>,
-        _current: Option<MacAddr>,
         _rng: &mut dyn RandomSource,
     ) -> anyhow::Result<MacAddr> {
         anyhow::bail!("stable addresses are not available yet")
