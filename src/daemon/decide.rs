@@ -4,10 +4,11 @@
 //!
 //! The rules, in order:
 //! - An unmanaged link, or one whose policy keeps its address (`preserve`), is left alone.
-//! - A link that carries the address it must hide (its permanent address, or the reference address
-//!   recorded when macveil first saw it) is given its policy address: while it is down the address is
-//!   set in place; while it is up it is taken down, changed and brought back up, except on the first
-//!   start of a boot when the operator did not ask to change running links.
+//! - A link that carries the address it must hide is given its policy address. The address to hide
+//!   is the permanent address, or the reference address recorded when macveil first saw the link.
+//!   A link that is down gets the address in place. A link that is up is taken down, changed and
+//!   brought back up, except on the first start of a boot when the operator did not ask to change
+//!   running links.
 //! - A link that carries any other address is left alone, because another program choosing its own
 //!   random or stable address is fine and fighting over two anonymized addresses helps nobody.
 //! - A `random` link that goes down gets its next address at once, unless another program manages
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::addr::MacAddr;
 
-/// What the policy asks for on one link.
+/// The policy's request for one link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Intent {
     /// The link is not managed by macveil.
@@ -35,7 +36,7 @@ pub enum Intent {
     Fixed(MacAddr),
 }
 
-/// Why the daemon is looking at a link.
+/// The event that makes the daemon look at a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
     /// The link was found in the initial dump at startup or after a netlink overrun.
@@ -76,8 +77,8 @@ pub struct Context {
 pub enum Action {
     /// Nothing to do.
     None,
-    /// The link is up with the address it must hide, and the daemon leaves it so (first start of
-    /// the boot); it is reported as exposed.
+    /// The link is up with the address it must hide and is left up, because this is the first
+    /// start of the boot. It is reported as exposed.
     ReportExposed,
     /// Set this address while the link is down.
     SetWhileDown(MacAddr),
@@ -132,7 +133,7 @@ pub fn decide(
     let exposed = link.hidden == Some(link.current);
     if !exposed {
         // A random link gets its next address as soon as it goes down, unless another program
-        // owns its address; every other anonymized address is left as it is.
+        // owns its address. Every other anonymized address is left as it is.
         let rotate = matches!(trigger, Trigger::WentDown | Trigger::Resumed)
             && intent == Intent::Random
             && !link.is_up
