@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod addr;
+pub mod audit;
 pub mod cli;
 pub mod daemon;
 pub mod generate;
