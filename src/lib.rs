@@ -8,8 +8,10 @@
 
 pub mod addr;
 pub mod cli;
+pub mod encoding;
 pub mod generate;
 pub mod rng;
+pub mod secret_key;
 pub mod vendor;
 
 pub use addr::MacAddr;
