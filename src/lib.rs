@@ -10,8 +10,10 @@ pub mod addr;
 pub mod audit;
 pub mod cli;
 pub mod daemon;
+pub mod encoding;
 pub mod generate;
 pub mod rng;
+pub mod secret_key;
 pub mod vendor;
 
 pub use addr::MacAddr;
