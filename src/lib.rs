@@ -8,6 +8,7 @@
 
 pub mod addr;
 pub mod cli;
+pub mod config;
 pub mod generate;
 pub mod rng;
 pub mod vendor;
