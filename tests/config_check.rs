@@ -21,8 +21,8 @@ struct Fixture {
 }
 
 impl Fixture {
-    /// A temporary folder with a sysfs tree holding lo, eth0 (PCI, e1000e), wlan0 (PCI,
-    /// iwlwifi) and veth0 (no device).
+    /// Creates a temporary folder with a sysfs tree that contains lo, eth0 (PCI, e1000e),
+    /// wlan0 (PCI, iwlwifi) and veth0 (no device).
     fn new() -> Fixture {
         let fixture = Fixture {
             dir: tempfile::tempdir().unwrap(),

@@ -646,6 +646,29 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = KeyFile::parse(&data);
+        }
+
+        #[test]
+        fn parse_finds_every_written_key(
+            keys in proptest::collection::btree_map("[a-z][a-z0-9.-]{0,12}", "[ -~]{0,20}", 1..8)
+        ) {
+            let mut text = String::from("[g]\n");
+            for (key, value) in &keys {
+                text.push_str(&format!("{key}={value}\n"));
+            }
+            let file = KeyFile::parse(text.as_bytes()).unwrap();
+            let group = file.group("g").unwrap();
+            for (key, value) in &keys {
+                let stored = &group.entry(key).unwrap().value;
+                proptest::prop_assert_eq!(stored.as_str(), value.trim_start_matches(is_glib_space));
+            }
+        }
+    }
+
     #[test]
     fn quote_escapes_control_characters() {
         assert_eq!(quote("a\rb").to_string(), r"'a\rb'");

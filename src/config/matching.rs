@@ -522,6 +522,19 @@ mod tests {
         assert_eq!(split(&joined), entries, "{joined}");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn join_then_split_round_trips(entries in proptest::collection::vec("[ -~\t]{1,12}", 0..6)) {
+            // split drops entries that are empty after trimming, so compare with those gone.
+            let kept: Vec<String> = entries
+                .into_iter()
+                .filter(|entry| !entry.trim_matches(is_glib_space).is_empty())
+                .collect();
+            let joined = join(&kept);
+            proptest::prop_assert_eq!(split(&joined), kept, "{}", joined);
+        }
+    }
+
     #[test]
     fn star_matches_everything() {
         assert!(matches("*", &subject("eth0", "ethernet")));

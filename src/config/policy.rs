@@ -650,7 +650,7 @@ fn parse_value(key: Key, raw: &str) -> Result<(Value, Vec<String>), ValueProblem
             if text.is_empty() {
                 return Err(empty());
             }
-            let notes = unknown_template_variables(&text)
+            let mut notes: Vec<String> = unknown_template_variables(&text)
                 .into_iter()
                 .map(|name| {
                     format!(
@@ -660,6 +660,12 @@ fn parse_value(key: Key, raw: &str) -> Result<(Value, Vec<String>), ValueProblem
                     )
                 })
                 .collect();
+            // NetworkManager hashes the whitespace too, so it stays, but it is rarely meant.
+            notes.extend(
+                trailing_note
+                    .clone()
+                    .map(|note| format!("{note}, and it changes the address")),
+            );
             return Ok((Value::Text(text), notes));
         }
         Key::EthernetMask | Key::WifiMask | Key::ScanMask => {

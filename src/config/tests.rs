@@ -891,6 +891,24 @@ fn warnings_for_likely_mistakes() {
     );
 }
 
+#[test]
+fn stable_id_trailing_space_is_kept_with_warning() {
+    let text = "[connection]\nconnection.stable-id=${CONNECTION} \n";
+    let config = config(&[("a", text)]);
+    assert_eq!(
+        config.policy_for(&eth0()).stable_id.value.as_deref(),
+        Some("${CONNECTION} ")
+    );
+    let found: Vec<String> = config.warnings().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        found,
+        [
+            "a:2: connection.stable-id in [connection]: the value ends with whitespace, which key \
+          files keep as part of the value, and it changes the address"
+        ]
+    );
+}
+
 // --- errors, each with file, line, key, value and the accepted values ---
 
 #[test]
