@@ -15,8 +15,8 @@
 //!
 //! works unchanged: the syntax is GLib's ([`keyfile`]), `match-device=` is NetworkManager's
 //! device spec list ([`matching`]), files and sections merge in NetworkManager's order
-//! ([`files`]), and a key is looked up in the sections as NetworkManager looks it up
-//! ([`policy`]). macveil's own keys carry a `macveil.` prefix.
+//! ([`files`]), values are checked as they load ([`keys`]), and a key is looked up in the
+//! sections as NetworkManager looks it up ([`policy`]). macveil's own keys carry a `macveil.` prefix.
 //!
 //! Loading is all or nothing: any invalid value, unknown `macveil.` key or syntax error in any
 //! file gives [`ConfigErrors`] and no configuration, so a caller can keep the policy it has.
@@ -27,6 +27,7 @@
 
 pub mod files;
 pub mod keyfile;
+pub mod keys;
 pub mod link;
 pub mod matching;
 pub mod policy;
@@ -42,7 +43,7 @@ pub use policy::{ClonedMac, LinkPolicy, Manage, ManageReason, OnFailure, Origin,
 
 use files::Merged;
 use keyfile::{KeyFile, SyntaxError, quote};
-use policy::Sections;
+use keys::Sections;
 
 /// The prefix of macveil's own keys.
 pub const MACVEIL_KEY_PREFIX: &str = "macveil.";
@@ -108,7 +109,7 @@ pub enum ConfigError {
     #[error(
         "{file}:{line}: unknown key {key} in [{section}]: macveil's own keys are {known}",
         key = quote(key),
-        known = policy::MACVEIL_KEYS
+        known = keys::MACVEIL_KEYS
     )]
     UnknownKey {
         /// The file, as shown to the user.
@@ -328,7 +329,7 @@ impl Config {
             }
         }
 
-        let sections = policy::build_sections(&merged, &mut errors, &mut warnings);
+        let sections = keys::build_sections(&merged, &mut errors, &mut warnings);
         let file_position = |name: &str| sources.iter().position(|source| source.name == name);
         warnings.sort_by_key(|warning| (file_position(&warning.file), warning.line));
         errors.sort_by_key(|error| {
