@@ -538,8 +538,8 @@ fn expected_for(key: Key) -> String {
     }
 }
 
-/// The `${NAME}` variables of a stable-id template that NetworkManager does not substitute.
-/// `$$` stands for a literal `$`.
+/// Lists the `${NAME}` variables of a stable-id template that NetworkManager does not
+/// substitute. `$$` is a literal `$`.
 fn unknown_template_variables(template: &str) -> Vec<String> {
     const KNOWN: [&str; 6] = [
         "CONNECTION",
@@ -572,7 +572,7 @@ fn unknown_template_variables(template: &str) -> Vec<String> {
     unknown
 }
 
-/// A known key within two edits of `key`, so that a typo in a MAC key is not silently
+/// Finds a known key within two edits of `key`, so that a typo in a MAC key is not silently
 /// ignored.
 fn near_miss(key: &str) -> Option<&'static str> {
     KEYS.into_iter()
@@ -581,7 +581,7 @@ fn near_miss(key: &str) -> Option<&'static str> {
         .find(|known| edit_distance(key, known) <= 2)
 }
 
-/// The Levenshtein distance between two strings, counted in characters.
+/// Computes the Levenshtein distance between two strings, counted in characters.
 fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut previous: Vec<usize> = (0..=b.len()).collect();
