@@ -7,9 +7,14 @@
 #![deny(missing_docs)]
 
 pub mod addr;
+pub mod audit;
 pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod encoding;
 pub mod generate;
 pub mod rng;
+pub mod secret_key;
 pub mod vendor;
 
 pub use addr::MacAddr;

@@ -2,18 +2,20 @@
 //! to a new address. None of them touches a link.
 //!
 //! Every generator takes the addresses the result must not equal, normally the link's current and
-//! permanent addresses, and retries a bounded number of times to avoid them.
+//! permanent addresses, and retries a bounded number of times to avoid them. The stable address is
+//! the exception: it depends only on its inputs and avoids no address (see [`stable`]).
 
 pub mod mask;
 pub mod stable;
+pub mod stable_id;
 
 use crate::addr::{MacAddr, MacPrefix};
 use crate::rng::{RandomError, RandomSource};
 use mask::Mask;
 
-/// How many candidates a generator draws before giving up on avoiding the forbidden addresses.
-/// With 46 random bits a second draw is needed about once in 10^13 runs; only a mask or prefix
-/// that leaves almost no free bits can exhaust this.
+/// The maximum number of candidates a generator draws while avoiding the forbidden addresses.
+/// With 46 random bits and two avoided addresses, a second draw is needed about once in 3 * 10^13
+/// runs. Only a mask or prefix that leaves almost no free bits can use up all attempts.
 const MAX_ATTEMPTS: usize = 16;
 
 /// Errors from the address generators.
