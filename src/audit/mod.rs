@@ -174,7 +174,9 @@ mod tests {
         let keys: Vec<&String> = json["findings"][0].as_object().unwrap().keys().collect();
         assert_eq!(
             keys,
-            ["code", "fix", "leak", "location", "reason", "severity", "subject"]
+            [
+                "code", "fix", "leak", "location", "reason", "severity", "subject"
+            ]
         );
     }
 }

@@ -5,6 +5,7 @@
 mod config;
 mod docs;
 mod generate;
+mod nm;
 pub mod stable_args;
 mod vendor;
 
@@ -72,6 +73,10 @@ pub enum Command {
     /// Check the configuration and show the policy each link gets.
     Config(config::ConfigArgs),
 
+    /// Show, install and check NetworkManager's MAC privacy settings.
+    #[command(after_help = nm::EXAMPLES)]
+    Nm(nm::NmArgs),
+
     /// Write a shell completion script to stdout.
     Completions(docs::CompletionsArgs),
 
@@ -101,6 +106,7 @@ pub fn run(cli: Cli) -> Status {
         Command::Gen(args) => generate::run(&args),
         Command::Config(args) => config::run(&args),
         Command::Vendor(args) => vendor::run(&args),
+        Command::Nm(args) => nm::run(&args),
         Command::Completions(args) => docs::run_completions(&args),
         Command::Manpage => docs::run_manpage(),
     };

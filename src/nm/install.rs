@@ -129,57 +129,26 @@ impl Policy {
             }]))
         })?;
 
-        let mut features: Vec<(Feature, String)> = Vec::new();
-        let mut add = |feature: Feature, line: usize| {
-            if !features.iter().any(|(known, _)| *known == feature) {
-                features.push((feature, format!("{file}:{line}")));
-            }
-        };
         for group in &parsed.groups {
-            let connection = group.name.starts_with("connection");
-            let device = group.name.starts_with("device");
-            for entry in &group.entries {
-                if entry.key.starts_with(MACVEIL_KEY_PREFIX) {
-                    return Err(PolicyError::MacveilKey {
-                        file: file.to_string(),
-                        line: entry.line,
-                        key: entry.key.clone(),
-                    });
-                }
-                let value = keyfile::unescape(&entry.value).unwrap_or_default();
-                match (connection, device, entry.key.as_str()) {
-                    (true, _, "ethernet.cloned-mac-address" | "wifi.cloned-mac-address") => {
-                        add(Feature::ClonedMacAddress, entry.line);
-                        if value == "stable-ssid" {
-                            add(Feature::StableSsid, entry.line);
-                        }
-                    }
-                    (true, _, "connection.stable-id") => {
-                        for feature in Feature::in_stable_id(&value) {
-                            add(feature, entry.line);
-                        }
-                    }
-                    (
-                        true,
-                        _,
-                        "ethernet.generate-mac-address-mask" | "wifi.generate-mac-address-mask",
-                    ) => add(Feature::GenerateMacAddressMask, entry.line),
-                    (_, true, "wifi.scan-rand-mac-address") => {
-                        add(Feature::ScanRandMacAddress, entry.line)
-                    }
-                    (_, true, "wifi.scan-generate-mac-address-mask") => {
-                        add(Feature::ScanGenerateMacAddressMask, entry.line)
-                    }
-                    _ => {}
-                }
+            if let Some(entry) = group
+                .entries
+                .iter()
+                .find(|entry| entry.key.starts_with(MACVEIL_KEY_PREFIX))
+            {
+                return Err(PolicyError::MacveilKey {
+                    file: file.to_string(),
+                    line: entry.line,
+                    key: entry.key.clone(),
+                });
             }
         }
+
+        let features = features_in(file, &parsed);
         if features.is_empty() {
             return Err(PolicyError::Empty {
                 file: file.to_string(),
             });
         }
-        features.sort();
         Ok(Policy {
             text: text.to_string(),
             features,
@@ -211,6 +180,52 @@ impl Policy {
         }
         content
     }
+}
+
+/// Lists the MAC features a parsed NetworkManager configuration file uses, each with the first
+/// place (`file:line`) that uses it, sorted by feature.
+pub fn features_in(file: &str, parsed: &KeyFile) -> Vec<(Feature, String)> {
+    let mut features: Vec<(Feature, String)> = Vec::new();
+    let mut add = |feature: Feature, line: usize| {
+        if !features.iter().any(|(known, _)| *known == feature) {
+            features.push((feature, format!("{file}:{line}")));
+        }
+    };
+
+    for group in &parsed.groups {
+        let connection = group.name.starts_with("connection");
+        let device = group.name.starts_with("device");
+        for entry in &group.entries {
+            let value = keyfile::unescape(&entry.value).unwrap_or_default();
+            match (connection, device, entry.key.as_str()) {
+                (true, _, "ethernet.cloned-mac-address" | "wifi.cloned-mac-address") => {
+                    add(Feature::ClonedMacAddress, entry.line);
+                    if value == "stable-ssid" {
+                        add(Feature::StableSsid, entry.line);
+                    }
+                }
+                (true, _, "connection.stable-id") => {
+                    for feature in Feature::in_stable_id(&value) {
+                        add(feature, entry.line);
+                    }
+                }
+                (
+                    true,
+                    _,
+                    "ethernet.generate-mac-address-mask" | "wifi.generate-mac-address-mask",
+                ) => add(Feature::GenerateMacAddressMask, entry.line),
+                (_, true, "wifi.scan-rand-mac-address") => {
+                    add(Feature::ScanRandMacAddress, entry.line)
+                }
+                (_, true, "wifi.scan-generate-mac-address-mask") => {
+                    add(Feature::ScanGenerateMacAddressMask, entry.line)
+                }
+                _ => {}
+            }
+        }
+    }
+    features.sort();
+    features
 }
 
 /// What installing will do.
