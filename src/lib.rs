@@ -9,6 +9,7 @@
 pub mod addr;
 pub mod cli;
 pub mod generate;
+pub mod link;
 pub mod rng;
 pub mod vendor;
 

@@ -1,0 +1,153 @@
+//! [`LinkOps`], the kernel interface the apply logic is written against, and [`LinkHandle`],
+//! its implementation on a real network namespace.
+//!
+//! The handle joins three sources: rtnetlink for the link list and every change, ethtool ioctls
+//! for the driver and permanent address, and sysfs for what only sysfs has (`addr_assign_type`,
+//! the Wi-Fi phy) when the namespace is the caller's own.
+
+use std::path::{Path, PathBuf};
+
+use super::error::{Errno, LinkError, Operation};
+use super::ioctl::IoctlSocket;
+use super::netns::Netns;
+use super::rtnl::{Request, Route, Rtnl};
+use super::sysfs::SysfsLink;
+use super::{ARPHRD_ETHER, IpAddress, Link, PermanentSource};
+
+/// The kernel operations that reading and changing links needs. [`LinkHandle`] implements it
+/// on a real namespace; tests wrap that handle to inject failures.
+pub trait LinkOps {
+    /// A string that identifies the namespace for as long as the system runs, used to key
+    /// recorded reference addresses.
+    fn netns_key(&self) -> &str;
+
+    /// Lists every link in the namespace.
+    fn links(&mut self) -> Result<Vec<Link>, LinkError>;
+
+    /// Reads one link; `Ok(None)` when no link has that index.
+    fn link(&mut self, index: u32) -> Result<Option<Link>, LinkError>;
+
+    /// Sends the requests in order and returns one result per request. `Err` means the socket
+    /// failed and the outcome of the requests is unknown.
+    fn execute(&mut self, requests: &[Request]) -> Result<Vec<Result<(), Errno>>, LinkError>;
+
+    /// Lists every IPv4 and IPv6 address in the namespace.
+    fn ip_addresses(&mut self) -> Result<Vec<IpAddress>, LinkError>;
+
+    /// Lists every IPv4 and IPv6 route in the namespace.
+    fn routes(&mut self) -> Result<Vec<Route>, LinkError>;
+}
+
+/// A connection to the kernel inside one network namespace.
+pub struct LinkHandle {
+    rtnl: Rtnl,
+    ioctl: IoctlSocket,
+    netns_key: String,
+    sysfs_root: Option<PathBuf>,
+}
+
+impl LinkHandle {
+    /// Opens the netlink and ioctl sockets inside `netns` without changing the caller's
+    /// namespace.
+    pub fn open(netns: &Netns) -> Result<LinkHandle, LinkError> {
+        let sockets = netns.run_inside(|| -> std::io::Result<(Rtnl, IoctlSocket)> {
+            Ok((Rtnl::open()?, IoctlSocket::open()?))
+        })?;
+        let (rtnl, ioctl) = sockets.map_err(|source| LinkError::Socket {
+            operation: Operation::ListLinks,
+            source,
+        })?;
+
+        // The cookie is never reused while the system runs; the nsfs inode can be, once the
+        // namespace is gone, so it is only the fallback for kernels before 5.14.
+        let netns_key = match ioctl.netns_cookie() {
+            Some(cookie) => format!("cookie:{cookie}"),
+            None => format!("inode:{}", netns.id()?),
+        };
+        let sysfs_root = netns
+            .is_callers()?
+            .then(|| PathBuf::from("/sys/class/net"));
+        Ok(LinkHandle {
+            rtnl,
+            ioctl,
+            netns_key,
+            sysfs_root,
+        })
+    }
+
+    /// Adds what rtnetlink does not report: driver, assign type, Wi-Fi, and the permanent
+    /// address from ethtool or the Wi-Fi phy.
+    fn complete(&self, link: &mut Link) {
+        let sysfs = self
+            .sysfs_root
+            .as_deref()
+            .and_then(|root| SysfsLink::find(root, &link.name, link.index));
+
+        if let Some(sysfs) = &sysfs {
+            link.driver = sysfs.driver();
+            link.assign_type = sysfs.assign_type();
+            link.wireless |= sysfs.is_wireless();
+        } else if link.link_type == ARPHRD_ETHER {
+            link.wireless |= self.ioctl.is_wireless(&link.name);
+        }
+        if link.driver.is_none() {
+            link.driver = self
+                .ioctl
+                .driver(&link.name)
+                .ok()
+                .filter(|name| !name.is_empty());
+        }
+
+        if link.permanent.is_none() {
+            if let Ok(Some(permanent)) = self.ioctl.permanent_address(&link.name) {
+                link.permanent = Some(permanent);
+                link.permanent_source = Some(PermanentSource::Ethtool);
+            }
+        }
+        if link.permanent.is_none() {
+            if let Some(phy) = sysfs.as_ref().and_then(SysfsLink::phy_address) {
+                link.permanent = Some(phy);
+                link.permanent_source = Some(PermanentSource::WirelessPhy);
+            }
+        }
+    }
+
+    /// The sysfs directory used for the caller's own namespace, if this is it.
+    pub fn sysfs_root(&self) -> Option<&Path> {
+        self.sysfs_root.as_deref()
+    }
+}
+
+impl LinkOps for LinkHandle {
+    fn netns_key(&self) -> &str {
+        &self.netns_key
+    }
+
+    fn links(&mut self) -> Result<Vec<Link>, LinkError> {
+        let mut links = self.rtnl.links()?;
+        for link in &mut links {
+            self.complete(link);
+        }
+        Ok(links)
+    }
+
+    fn link(&mut self, index: u32) -> Result<Option<Link>, LinkError> {
+        let mut link = self.rtnl.link(index)?;
+        if let Some(link) = &mut link {
+            self.complete(link);
+        }
+        Ok(link)
+    }
+
+    fn execute(&mut self, requests: &[Request]) -> Result<Vec<Result<(), Errno>>, LinkError> {
+        self.rtnl.execute(requests)
+    }
+
+    fn ip_addresses(&mut self) -> Result<Vec<IpAddress>, LinkError> {
+        self.rtnl.ip_addresses()
+    }
+
+    fn routes(&mut self) -> Result<Vec<Route>, LinkError> {
+        self.rtnl.routes()
+    }
+}
