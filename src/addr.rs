@@ -1,6 +1,6 @@
 //! The hardware address model: parsing, printing and the bit rules of IEEE 802 MAC addresses.
 //!
-//! This module knows nothing about links or generators. It only answers what an address is and
+//! This module has no notion of links or generators. It only decides what an address is and
 //! whether a link may be given it.
 
 use std::fmt;
@@ -76,22 +76,22 @@ impl MacAddr {
         Some(MacAddr(octets))
     }
 
-    /// Whether the I/G bit is set (multicast or broadcast).
+    /// Returns whether the I/G bit is set (multicast or broadcast).
     pub fn is_group(&self) -> bool {
         self.0[0] & GROUP_BIT != 0
     }
 
-    /// Whether the U/L bit is set (locally administered, not vendor-assigned).
+    /// Returns whether the U/L bit is set (locally administered, not vendor-assigned).
     pub fn is_local(&self) -> bool {
         self.0[0] & LOCAL_BIT != 0
     }
 
-    /// Whether every octet is zero.
+    /// Returns whether every octet is zero.
     pub fn is_zero(&self) -> bool {
         self.0 == [0; 6]
     }
 
-    /// Whether this is ff:ff:ff:ff:ff:ff.
+    /// Returns whether this is ff:ff:ff:ff:ff:ff.
     pub fn is_broadcast(&self) -> bool {
         self.0 == [0xff; 6]
     }
@@ -163,7 +163,7 @@ impl MacPrefix {
         }
     }
 
-    /// Whether `addr` starts with this prefix.
+    /// Returns whether `addr` starts with this prefix.
     pub fn contains(&self, addr: &MacAddr) -> bool {
         (0..6).all(|i| addr.0[i] & prefix_mask_octet(self.bits, i) == self.addr.0[i])
     }
@@ -191,7 +191,7 @@ impl fmt::Display for MacPrefix {
     }
 }
 
-/// The bits of octet `index` that a prefix of `bits` bits covers.
+/// Returns the bits of octet `index` that a prefix of `bits` bits covers.
 fn prefix_mask_octet(bits: u8, index: usize) -> u8 {
     let start = index * 8;
     let bits = usize::from(bits);

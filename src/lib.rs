@@ -7,7 +7,9 @@
 #![deny(missing_docs)]
 
 pub mod addr;
+pub mod audit;
 pub mod cli;
+pub mod daemon;
 pub mod generate;
 pub mod link;
 pub mod rng;

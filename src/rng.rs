@@ -1,7 +1,8 @@
 //! The randomness source behind every generator.
 //!
-//! Production code reads the kernel's CSPRNG through `getrandom(2)`, which never blocks once the
-//! pool is initialised and never falls back to a seeded userspace PRNG. Tests inject a
+//! Production code reads the kernel's CSPRNG through the `getrandom` crate, which on Linux calls
+//! `getrandom(2)`: it blocks only until the kernel's pool is first initialised at boot, and no
+//! seeded userspace PRNG stands in between. Tests inject a
 //! deterministic source through the same trait.
 
 /// Failure to obtain random bytes from the operating system.

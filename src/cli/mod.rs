@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-/// How a command ended. The numeric values are the documented exit codes.
+/// The outcome of a command. The numeric values are the documented exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     /// Everything requested was done (exit code 0).
@@ -93,7 +93,7 @@ pub fn run(cli: Cli) -> Status {
     }
 }
 
-/// Whether the error is a closed stdout (`macveil vendor --search a | head`), which is not a
+/// Returns whether the error is a closed stdout (`macveil vendor --search a | head`), which is not a
 /// failure of the command.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {

@@ -34,7 +34,7 @@ pub enum MaskError {
     Word {
         /// The rejected word.
         word: String,
-        /// Why it is not an address.
+        /// The parse error of the word.
         #[source]
         source: AddrError,
     },
@@ -88,7 +88,7 @@ impl Mask {
         Ok(MacAddr(octets))
     }
 
-    /// Whether the mask forces the locally administered bit to a value taken from elsewhere.
+    /// Returns whether the mask forces the locally administered bit to a value taken from elsewhere.
     pub fn covers_local_bit(&self) -> bool {
         self.mask.0[0] & LOCAL_BIT != 0
     }

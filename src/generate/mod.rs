@@ -11,9 +11,9 @@ use crate::addr::{MacAddr, MacPrefix};
 use crate::rng::{RandomError, RandomSource};
 use mask::Mask;
 
-/// How many candidates a generator draws before giving up on avoiding the forbidden addresses.
-/// With 46 random bits a second draw is needed about once in 10^13 runs; only a mask or prefix
-/// that leaves almost no free bits can exhaust this.
+/// The maximum number of candidates a generator draws while avoiding the forbidden addresses.
+/// With 46 random bits and two avoided addresses, a second draw is needed about once in 3 * 10^13
+/// runs. Only a mask or prefix that leaves almost no free bits can use up all attempts.
 const MAX_ATTEMPTS: usize = 16;
 
 /// Errors from the address generators.

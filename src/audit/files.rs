@@ -1,0 +1,430 @@
+//! Findings from configuration files outside macveil that pin or reveal the hardware address:
+//! systemd `.link` files, ifupdown's `hwaddress`, and wpa_supplicant's address randomization and
+//! WPS UUID settings.
+//!
+//! Every path is read below a root folder, `/` in production and a temporary folder in tests.
+//! Unreadable files are skipped with a debug log, because `check` reports on what it can see.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::{Finding, Severity};
+
+/// systemd's `.link` folders, highest precedence first; a file hides same-named files in the
+/// folders after it (systemd.link(5)).
+const LINK_DIRS: [&str; 4] = [
+    "etc/systemd/network",
+    "run/systemd/network",
+    "usr/lib/systemd/network",
+    "lib/systemd/network",
+];
+
+/// Reads a file as text, or `None` when it is missing or unreadable.
+fn read_text(path: &Path) -> Option<String> {
+    match fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(err) => {
+            log::debug!("skipping {}: {err}", path.display());
+            None
+        }
+    }
+}
+
+/// Lists the regular files directly in `dir` whose names end with `suffix`, sorted by name.
+fn list_files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.is_file())
+        .filter(|path| path.to_string_lossy().ends_with(suffix))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Formats `path` as the user sees it: relative to `root`, with a leading slash.
+fn display_path(root: &Path, path: &Path) -> String {
+    match path.strip_prefix(root) {
+        Ok(relative) => format!("/{}", relative.display()),
+        Err(_) => path.display().to_string(),
+    }
+}
+
+/// Checks the systemd `.link` files that are in effect: `MACAddress=` pins one address on every
+/// network, and `MACAddressPolicy=persistent` gives links without a permanent address an address
+/// derived from the machine id.
+pub fn check_systemd_link_files(root: &Path) -> Vec<Finding> {
+    // The first folder that has a name wins, so later same-named files are hidden.
+    let mut effective: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for dir in LINK_DIRS {
+        for path in list_files(&root.join(dir), ".link") {
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            effective.entry(name).or_insert(path);
+        }
+    }
+
+    let mut findings = Vec::new();
+    for path in effective.values() {
+        let Some(text) = read_text(path) else {
+            continue;
+        };
+        let shown = display_path(root, path);
+        let mut section = String::new();
+        for (index, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.starts_with('[') && line.ends_with(']') {
+                section = line[1..line.len() - 1].to_string();
+                continue;
+            }
+            if section != "Link" {
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            let location = Some(format!("{shown}:{}", index + 1));
+            match (key.trim(), value.trim()) {
+                ("MACAddress", address) if !address.is_empty() => findings.push(Finding {
+                    code: "systemd-link-mac-address",
+                    severity: Severity::Medium,
+                    subject: shown.clone(),
+                    location,
+                    leak: format!("every matching link gets the fixed address {address}"),
+                    reason: "a fixed address is the same on every network, so it links the \
+                             machine's visits as surely as the hardware address does"
+                        .into(),
+                    fix: format!("remove MACAddress= from {shown}, or set MACAddressPolicy=random"),
+                }),
+                ("MACAddressPolicy", "persistent") => findings.push(Finding {
+                    code: "systemd-link-persistent",
+                    severity: Severity::Low,
+                    subject: shown.clone(),
+                    location,
+                    leak: "links without a permanent address (bridges, bonds, virtual links) get \
+                           an address derived from the machine id"
+                        .into(),
+                    reason: "the derived address is the same on every network and identifies this \
+                             machine"
+                        .into(),
+                    fix: format!(
+                        "override {shown} with a file of the same name in /etc/systemd/network \
+                         that sets MACAddressPolicy=random, or let macveil manage those links"
+                    ),
+                }),
+                _ => {}
+            }
+        }
+    }
+    findings
+}
+
+/// Checks ifupdown's `/etc/network/interfaces` and `/etc/network/interfaces.d/*` for
+/// `hwaddress`, which pins an address on every network.
+pub fn check_ifupdown(root: &Path) -> Vec<Finding> {
+    let mut paths = vec![root.join("etc/network/interfaces")];
+    paths.extend(list_files(&root.join("etc/network/interfaces.d"), ""));
+
+    let mut findings = Vec::new();
+    for path in paths {
+        let Some(text) = read_text(&path) else {
+            continue;
+        };
+        let shown = display_path(root, &path);
+        let mut iface = String::from("?");
+        for (index, raw) in text.lines().enumerate() {
+            let words: Vec<&str> = raw.split_whitespace().collect();
+            match words.as_slice() {
+                ["iface", name, ..] => iface = (*name).to_string(),
+                ["hwaddress", rest @ ..] if !rest.is_empty() => {
+                    // The address may follow a link type word: `hwaddress ether ADDR`.
+                    let address = rest.last().copied().unwrap_or_default();
+                    findings.push(Finding {
+                        code: "ifupdown-hwaddress",
+                        severity: Severity::Medium,
+                        subject: iface.clone(),
+                        location: Some(format!("{shown}:{}", index + 1)),
+                        leak: format!("interface {iface} is given the fixed address {address}"),
+                        reason: "a fixed address is the same on every network, so it links the \
+                                 machine's visits"
+                            .into(),
+                        fix: format!(
+                            "remove the hwaddress line from {shown} and let macveil choose the \
+                             address"
+                        ),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+    findings
+}
+
+/// The global and per-network settings of one wpa_supplicant configuration file that matter here.
+#[derive(Debug, Default)]
+struct SupplicantSettings {
+    /// Global values with their line numbers.
+    globals: BTreeMap<String, (String, usize)>,
+    /// `mac_addr` values set inside `network={}` blocks, with their line numbers.
+    network_mac_addr: Vec<(String, usize)>,
+}
+
+fn parse_supplicant(text: &str) -> SupplicantSettings {
+    let mut settings = SupplicantSettings::default();
+    let mut in_network = false;
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        if line.starts_with("network=") && line.ends_with('{') {
+            in_network = true;
+            continue;
+        }
+        if in_network && line == "}" {
+            in_network = false;
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let (key, value) = (key.trim().to_string(), value.trim().to_string());
+        if in_network {
+            if key == "mac_addr" {
+                settings.network_mac_addr.push((value, index + 1));
+            }
+        } else {
+            settings.globals.insert(key, (value, index + 1));
+        }
+    }
+    settings
+}
+
+/// Checks wpa_supplicant configuration files for settings that send the hardware address:
+/// `mac_addr` (0, the default, associates with the permanent address), `preassoc_mac_addr`
+/// (0, the default, scans with it) and a WPS UUID derived from it (no `uuid=` and `auto_uuid=0`,
+/// the default; see wpa_supplicant.conf(5) of wpa_supplicant 2.10).
+pub fn check_wpa_supplicant(root: &Path) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for path in list_files(&root.join("etc/wpa_supplicant"), ".conf") {
+        let Some(text) = read_text(&path) else {
+            continue;
+        };
+        let shown = display_path(root, &path);
+        let settings = parse_supplicant(&text);
+        let global = |key: &str| settings.globals.get(key).cloned();
+        let location = |line: Option<usize>| line.map(|line| format!("{shown}:{line}"));
+
+        let (mac_addr, mac_line) =
+            global("mac_addr").map_or(("0".to_string(), None), |(v, l)| (v, Some(l)));
+        if mac_addr == "0" {
+            findings.push(Finding {
+                code: "wpa-mac-addr",
+                severity: Severity::Medium,
+                subject: shown.clone(),
+                location: location(mac_line),
+                leak: "wpa_supplicant associates with the permanent address (mac_addr=0, the \
+                       default)"
+                    .into(),
+                reason: "every access point records the association address".into(),
+                fix: format!("set mac_addr=1 in {shown}, or let macveil set the address"),
+            });
+        }
+        for (value, line) in &settings.network_mac_addr {
+            if value == "0" {
+                findings.push(Finding {
+                    code: "wpa-network-mac-addr",
+                    severity: Severity::Medium,
+                    subject: shown.clone(),
+                    location: Some(format!("{shown}:{line}")),
+                    leak: "a network block associates with the permanent address (mac_addr=0)"
+                        .into(),
+                    reason: "that network records the hardware address".into(),
+                    fix: format!("remove mac_addr=0 from that network block in {shown}"),
+                });
+            }
+        }
+
+        let (preassoc, preassoc_line) =
+            global("preassoc_mac_addr").map_or(("0".to_string(), None), |(v, l)| (v, Some(l)));
+        if preassoc == "0" {
+            findings.push(Finding {
+                code: "wpa-preassoc-mac-addr",
+                severity: Severity::Medium,
+                subject: shown.clone(),
+                location: location(preassoc_line),
+                leak: "wpa_supplicant scans with the permanent address (preassoc_mac_addr=0, the \
+                       default)"
+                    .into(),
+                reason: "probe requests are heard by every access point and tracker in range"
+                    .into(),
+                fix: format!("set preassoc_mac_addr=1 in {shown}"),
+            });
+        }
+
+        let has_uuid = global("uuid").is_some();
+        let (auto_uuid, auto_line) =
+            global("auto_uuid").map_or(("0".to_string(), None), |(v, l)| (v, Some(l)));
+        if !has_uuid && auto_uuid == "0" {
+            findings.push(Finding {
+                code: "wps-uuid",
+                severity: Severity::Low,
+                subject: shown.clone(),
+                location: location(auto_line),
+                leak: "the WPS UUID is derived from the hardware address (no uuid= and \
+                       auto_uuid=0, the default)"
+                    .into(),
+                reason: "WPS probe requests carry the UUID, which reveals the hardware address \
+                         even when the frame's source address is random"
+                    .into(),
+                fix: format!("set auto_uuid=1 in {shown}"),
+            });
+        }
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &Path, relative: &str, text: &str) {
+        let path = root.join(relative);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    fn codes(findings: &[Finding]) -> Vec<&'static str> {
+        findings.iter().map(|finding| finding.code).collect()
+    }
+
+    #[test]
+    fn link_files_report_fixed_and_persistent() {
+        let root = tempfile::tempdir().unwrap();
+        write(
+            root.path(),
+            "usr/lib/systemd/network/99-default.link",
+            "[Match]\nOriginalName=*\n\n[Link]\nNamePolicy=keep kernel\nMACAddressPolicy=persistent\n",
+        );
+        write(
+            root.path(),
+            "etc/systemd/network/10-lan.link",
+            "[Match]\nOriginalName=eth0\n[Link]\nMACAddress=00:11:22:33:44:55\n",
+        );
+        let findings = check_systemd_link_files(root.path());
+        assert_eq!(
+            codes(&findings),
+            ["systemd-link-mac-address", "systemd-link-persistent"]
+        );
+        assert_eq!(
+            findings[1].location.as_deref(),
+            Some("/usr/lib/systemd/network/99-default.link:6")
+        );
+    }
+
+    #[test]
+    fn link_file_in_etc_hides_usr_lib() {
+        let root = tempfile::tempdir().unwrap();
+        write(
+            root.path(),
+            "usr/lib/systemd/network/99-default.link",
+            "[Link]\nMACAddressPolicy=persistent\n",
+        );
+        write(
+            root.path(),
+            "etc/systemd/network/99-default.link",
+            "[Link]\nMACAddressPolicy=random\n",
+        );
+        assert!(check_systemd_link_files(root.path()).is_empty());
+    }
+
+    #[test]
+    fn link_file_match_section_is_ignored() {
+        let root = tempfile::tempdir().unwrap();
+        write(
+            root.path(),
+            "etc/systemd/network/10-x.link",
+            "[Match]\nMACAddress=00:11:22:33:44:55\n[Link]\nMACAddressPolicy=random\n",
+        );
+        assert!(check_systemd_link_files(root.path()).is_empty());
+    }
+
+    #[test]
+    fn ifupdown_hwaddress_found_in_both_files() {
+        let root = tempfile::tempdir().unwrap();
+        write(
+            root.path(),
+            "etc/network/interfaces",
+            "auto eth0\niface eth0 inet dhcp\n    hwaddress ether 00:11:22:33:44:55\n",
+        );
+        write(
+            root.path(),
+            "etc/network/interfaces.d/wlan",
+            "iface wlan0 inet dhcp\n  hwaddress 02:11:22:33:44:55\n",
+        );
+        let findings = check_ifupdown(root.path());
+        assert_eq!(findings.len(), 2);
+        assert_eq!(findings[0].subject, "eth0");
+        assert_eq!(
+            findings[0].location.as_deref(),
+            Some("/etc/network/interfaces:3")
+        );
+        assert!(findings[0].leak.contains("00:11:22:33:44:55"));
+        assert_eq!(findings[1].subject, "wlan0");
+    }
+
+    #[test]
+    fn supplicant_defaults_are_reported() {
+        let root = tempfile::tempdir().unwrap();
+        write(
+            root.path(),
+            "etc/wpa_supplicant/wpa_supplicant.conf",
+            "ctrl_interface=/run/wpa_supplicant\nnetwork={\n  ssid=\"home\"\n  mac_addr=0\n}\n",
+        );
+        let findings = check_wpa_supplicant(root.path());
+        assert_eq!(
+            codes(&findings),
+            [
+                "wpa-mac-addr",
+                "wpa-network-mac-addr",
+                "wpa-preassoc-mac-addr",
+                "wps-uuid"
+            ]
+        );
+        assert_eq!(findings[0].location, None);
+        assert_eq!(
+            findings[1].location.as_deref(),
+            Some("/etc/wpa_supplicant/wpa_supplicant.conf:4")
+        );
+    }
+
+    #[test]
+    fn supplicant_randomized_is_clean() {
+        let root = tempfile::tempdir().unwrap();
+        write(
+            root.path(),
+            "etc/wpa_supplicant/wpa_supplicant-wlan0.conf",
+            "# randomized\nmac_addr=1\npreassoc_mac_addr=1\nauto_uuid=1\nnetwork={\n  ssid=\"x\"\n}\n",
+        );
+        assert!(check_wpa_supplicant(root.path()).is_empty());
+    }
+
+    #[test]
+    fn supplicant_explicit_uuid_is_not_derived() {
+        let root = tempfile::tempdir().unwrap();
+        write(
+            root.path(),
+            "etc/wpa_supplicant/a.conf",
+            "mac_addr=2\npreassoc_mac_addr=1\nuuid=12345678-9abc-def0-1234-56789abcdef0\n",
+        );
+        assert!(check_wpa_supplicant(root.path()).is_empty());
+    }
+}

@@ -1,0 +1,4 @@
+//! The macveil daemon: enforces the address policy on every link from the moment it appears.
+
+pub mod decide;
+pub mod notify;
