@@ -134,7 +134,8 @@ impl LinkReport {
     }
 
     fn fail(&mut self, error: LinkError) {
-        log::error!("{error}");
+        // The report carries the error to the caller, which decides how to show it.
+        log::debug!("{error}");
         self.outcome = Outcome::Failed(error);
     }
 
@@ -539,9 +540,9 @@ fn restore_after_cycle(
         } else {
             // An address with a lifetime came from SLAAC or DHCP; its source renews it, and
             // adding it back by hand would make it permanent.
-            report
-                .lost
-                .push(format!("address {ip} (dynamic: its DHCP or router renews it)"));
+            report.lost.push(format!(
+                "address {ip} (dynamic: its DHCP or router renews it)"
+            ));
         }
     }
     let route_requests: Vec<Request> = routes_before
@@ -566,17 +567,19 @@ fn restore_after_cycle(
                     match result {
                         Ok(()) => report.restored.push(describe(request)),
                         Err(errno) if errno.0 == libc::EEXIST => {}
-                        Err(errno) => report
-                            .lost
-                            .push(format!("{} (adding it back failed: {errno})", describe(request))),
+                        Err(errno) => report.lost.push(format!(
+                            "{} (adding it back failed: {errno})",
+                            describe(request)
+                        )),
                     }
                 }
             }
             Err(err) => {
                 for request in &requests {
-                    report
-                        .lost
-                        .push(format!("{} (adding it back failed: {err})", describe(request)));
+                    report.lost.push(format!(
+                        "{} (adding it back failed: {err})",
+                        describe(request)
+                    ));
                 }
             }
         }
@@ -623,7 +626,9 @@ fn read_back(
             log::info!(
                 "{}: address changed from {} to {}",
                 report.name,
-                report.old.map_or_else(|| String::from("none"), |old| old.redacted()),
+                report
+                    .old
+                    .map_or_else(|| String::from("none"), |old| old.redacted()),
                 report.requested
             );
             report.outcome = Outcome::Changed;
@@ -714,7 +719,9 @@ fn remove_derived_ipv6(
                     "{}: could not add the link-local address {ip}: {errno}",
                     report.name
                 );
-                report.lost.push(format!("link-local address {ip} ({errno})"));
+                report
+                    .lost
+                    .push(format!("link-local address {ip} ({errno})"));
             }
             (Request::RemoveIp(ip), Ok(())) => report.removed_ipv6.extend(v6(ip)),
             // Gone already, for example after DAD failed.

@@ -74,10 +74,13 @@ pub fn plan_cleanup(
     addresses: &[IpAddress],
 ) -> CleanupPlan {
     let on_link = || {
-        addresses.iter().filter(move |ip| ip.index == link.index).filter_map(|ip| match ip.address {
-            IpAddr::V6(v6) => Some((ip, v6)),
-            IpAddr::V4(_) => None,
-        })
+        addresses
+            .iter()
+            .filter(move |ip| ip.index == link.index)
+            .filter_map(|ip| match ip.address {
+                IpAddr::V6(v6) => Some((ip, v6)),
+                IpAddr::V4(_) => None,
+            })
     };
 
     let remove: Vec<IpAddress> = on_link()
@@ -95,7 +98,7 @@ pub fn plan_cleanup(
         .ipv6_addr_gen_mode
         .is_none_or(|mode| mode == ADDR_GEN_MODE_EUI64);
     let add = (removes_link_local && link.admin_up && derives_from_hardware && !has_new_link_local)
-        .then(|| IpAddress {
+        .then_some(IpAddress {
             index: link.index,
             address: IpAddr::V6(new_link_local),
             prefix_len: 64,
@@ -187,7 +190,11 @@ mod tests {
             ip(4, "192.0.2.1"),
         ];
         let plan = plan_cleanup(&link(4), old, new, &addresses);
-        let removed: Vec<String> = plan.remove.iter().map(|ip| ip.address.to_string()).collect();
+        let removed: Vec<String> = plan
+            .remove
+            .iter()
+            .map(|ip| ip.address.to_string())
+            .collect();
         assert_eq!(
             removed,
             ["fe80::6040:3aff:fe98:21aa", "2001:db8::6040:3aff:fe98:21aa"]

@@ -178,6 +178,10 @@ impl Link {
             return String::from("wireless");
         }
         if let Some(kind) = &self.info_kind {
+            // The tun driver reports kind "tun" for both modes; a tap link carries Ethernet.
+            if kind == "tun" && self.link_type == ARPHRD_ETHER {
+                return String::from("tap");
+            }
             return kind.clone();
         }
         match self.link_type {

@@ -172,7 +172,10 @@ mod tests {
         let netns = Netns::from_arg("macveil-no-such-namespace").unwrap();
         let err = netns.run_inside(|| ()).unwrap_err();
         let message = err.to_string();
-        assert!(message.contains("/run/netns/macveil-no-such-namespace"), "{message}");
+        assert!(
+            message.contains("/run/netns/macveil-no-such-namespace"),
+            "{message}"
+        );
         assert!(message.contains("ip netns list"), "{message}");
     }
 }

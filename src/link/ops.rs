@@ -64,9 +64,7 @@ impl LinkHandle {
             Some(cookie) => format!("cookie:{cookie}"),
             None => format!("inode:{}", netns.id()?),
         };
-        let sysfs_root = netns
-            .is_callers()?
-            .then(|| PathBuf::from("/sys/class/net"));
+        let sysfs_root = netns.is_callers()?.then(|| PathBuf::from("/sys/class/net"));
         Ok(LinkHandle {
             rtnl,
             ioctl,

@@ -17,8 +17,8 @@ use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REQUEST,
-    NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader,
+    NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
@@ -131,10 +131,14 @@ impl Route {
     /// table and metric.
     pub fn same_as(&self, other: &Route) -> bool {
         let priority = |route: &Route| {
-            route.message.attributes.iter().find_map(|attribute| match attribute {
-                RouteAttribute::Priority(value) => Some(*value),
-                _ => None,
-            })
+            route
+                .message
+                .attributes
+                .iter()
+                .find_map(|attribute| match attribute {
+                    RouteAttribute::Priority(value) => Some(*value),
+                    _ => None,
+                })
         };
         self.message.header.address_family == other.message.header.address_family
             && self.destination == other.destination
@@ -265,8 +269,10 @@ impl Rtnl {
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut request = RouteMessage::default();
             request.header.address_family = family;
-            let replies =
-                self.dump(RouteNetlinkMessage::GetRoute(request), Operation::ListRoutes)?;
+            let replies = self.dump(
+                RouteNetlinkMessage::GetRoute(request),
+                Operation::ListRoutes,
+            )?;
             routes.extend(replies.into_iter().filter_map(|reply| match reply {
                 RouteNetlinkMessage::NewRoute(message) => decode_route(message),
                 _ => None,
@@ -292,8 +298,7 @@ impl Rtnl {
             let mut window_results: Vec<Option<Result<(), Errno>>> = vec![None; window.len()];
             while !pending.is_empty() {
                 for message in self.receive(operation)? {
-                    let Some(offset) = pending.get(&message.header.sequence_number).copied()
-                    else {
+                    let Some(offset) = pending.get(&message.header.sequence_number).copied() else {
                         continue;
                     };
                     if let NetlinkPayload::Error(error) = message.payload {
@@ -318,7 +323,7 @@ impl Rtnl {
         operation: Operation,
     ) -> Result<Vec<RouteNetlinkMessage>, LinkError> {
         for _ in 0..DUMP_ATTEMPTS {
-            let sequence = self.send(&[request.clone()], NLM_F_REQUEST | NLM_F_DUMP)?;
+            let sequence = self.send(std::slice::from_ref(&request), NLM_F_REQUEST | NLM_F_DUMP)?;
             let mut replies = Vec::new();
             let mut interrupted = false;
             'reply: loop {
@@ -378,7 +383,8 @@ impl Rtnl {
             let mut header = NetlinkHeader::default();
             header.flags = *flags;
             header.sequence_number = self.sequence;
-            let mut message = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(payload.clone()));
+            let mut message =
+                NetlinkMessage::new(header, NetlinkPayload::InnerMessage(payload.clone()));
             message.finalize();
 
             let start = datagram.len();
@@ -439,13 +445,12 @@ impl Rtnl {
                     detail: format!("invalid message length {message_length}"),
                 });
             }
-            let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(
-                &bytes[..message_length],
-            )
-            .map_err(|err| LinkError::Protocol {
-                operation,
-                detail: err.to_string(),
-            })?;
+            let message =
+                NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[..message_length])
+                    .map_err(|err| LinkError::Protocol {
+                        operation,
+                        detail: err.to_string(),
+                    })?;
             log::trace!("netlink receive: {message:?}");
             messages.push(message);
             offset += message_length.next_multiple_of(4);
@@ -640,9 +645,7 @@ fn encode_ip_address(ip: &IpAddress) -> AddressMessage {
 
     match ip.address {
         IpAddr::V4(_) => {
-            message
-                .attributes
-                .push(AddressAttribute::Local(ip.address));
+            message.attributes.push(AddressAttribute::Local(ip.address));
             message
                 .attributes
                 .push(AddressAttribute::Address(ip.peer.unwrap_or(ip.address)));
@@ -652,7 +655,9 @@ fn encode_ip_address(ip: &IpAddress) -> AddressMessage {
                     .push(AddressAttribute::Broadcast(broadcast));
             }
             if let Some(label) = &ip.label {
-                message.attributes.push(AddressAttribute::Label(label.clone()));
+                message
+                    .attributes
+                    .push(AddressAttribute::Label(label.clone()));
             }
         }
         IpAddr::V6(_) => {
@@ -667,7 +672,9 @@ fn encode_ip_address(ip: &IpAddress) -> AddressMessage {
     }
     message
         .attributes
-        .push(AddressAttribute::Flags(AddressFlags::from_bits_retain(flags)));
+        .push(AddressAttribute::Flags(AddressFlags::from_bits_retain(
+            flags,
+        )));
     message
 }
 
