@@ -290,7 +290,7 @@ struct ReportRow {
 }
 
 fn print_dry_run(plans: &[Plan], args: &ChangeArgs) -> anyhow::Result<Status> {
-    let mut out = io::stdout().lock();
+    let mut out = io::BufWriter::new(io::stdout().lock());
     if args.json {
         let rows: Vec<ReportRow> = plans
             .iter()
@@ -358,7 +358,7 @@ fn print_reports(
         });
     }
 
-    let mut out = io::stdout().lock();
+    let mut out = io::BufWriter::new(io::stdout().lock());
     if args.json {
         serde_json::to_writer_pretty(&mut out, &rows).context("failed to write JSON")?;
         writeln!(out)?;
@@ -368,11 +368,11 @@ fn print_reports(
         }
     }
 
+    out.flush()?;
     let failed = reports.iter().filter(|report| report.failed()).count();
     if failed == 0 {
         return Ok(Status::Success);
     }
-    out.flush()?;
     eprintln!(
         "macveil: {failed} of {} interfaces failed; see the report above",
         reports.len()

@@ -105,7 +105,7 @@ pub(super) fn run(args: &ShowArgs) -> anyhow::Result<Status> {
         })
         .collect();
 
-    let mut out = io::stdout().lock();
+    let mut out = io::BufWriter::new(io::stdout().lock());
     if args.json {
         serde_json::to_writer_pretty(&mut out, &rows).context("failed to write JSON")?;
         writeln!(out)?;
@@ -117,6 +117,7 @@ pub(super) fn run(args: &ShowArgs) -> anyhow::Result<Status> {
             write_row(&mut out, row)?;
         }
     }
+    out.flush()?;
     Ok(Status::Success)
 }
 

@@ -5,6 +5,7 @@
 //! for the driver and permanent address, and sysfs for what only sysfs has (`addr_assign_type`,
 //! the Wi-Fi phy) when the namespace is the caller's own.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::error::{Errno, LinkError, Operation};
@@ -44,6 +45,17 @@ pub struct LinkHandle {
     ioctl: IoctlSocket,
     netns_key: String,
     sysfs_root: Option<PathBuf>,
+    /// What the ioctls found per link (index and name), which does not change while the link
+    /// exists, so that reading many links back costs no further system calls.
+    ioctl_facts: HashMap<(u32, String), IoctlFacts>,
+}
+
+/// The facts about one link that come from ioctls.
+#[derive(Debug, Clone, Default)]
+struct IoctlFacts {
+    driver: Option<String>,
+    permanent: Option<crate::addr::MacAddr>,
+    wireless: bool,
 }
 
 impl LinkHandle {
@@ -70,34 +82,38 @@ impl LinkHandle {
             ioctl,
             netns_key,
             sysfs_root,
+            ioctl_facts: HashMap::new(),
         })
     }
 
     /// Adds what rtnetlink does not report: driver, assign type, Wi-Fi, and the permanent
     /// address from ethtool or the Wi-Fi phy.
-    fn complete(&self, link: &mut Link) {
+    fn complete(&mut self, link: &mut Link) {
         let sysfs = self
             .sysfs_root
             .as_deref()
             .and_then(|root| SysfsLink::find(root, &link.name, link.index));
-
         if let Some(sysfs) = &sysfs {
             link.driver = sysfs.driver();
             link.assign_type = sysfs.assign_type();
             link.wireless |= sysfs.is_wireless();
-        } else if link.link_type == ARPHRD_ETHER {
-            link.wireless |= self.ioctl.is_wireless(&link.name);
-        }
-        if link.driver.is_none() {
-            link.driver = self
-                .ioctl
-                .driver(&link.name)
-                .ok()
-                .filter(|name| !name.is_empty());
         }
 
+        let key = (link.index, link.name.clone());
+        let facts = match self.ioctl_facts.get(&key) {
+            Some(facts) => facts.clone(),
+            None => {
+                let facts = self.read_ioctl_facts(link, sysfs.is_some());
+                self.ioctl_facts.insert(key, facts.clone());
+                facts
+            }
+        };
+        link.wireless |= facts.wireless;
+        if link.driver.is_none() {
+            link.driver = facts.driver;
+        }
         if link.permanent.is_none() {
-            if let Ok(Some(permanent)) = self.ioctl.permanent_address(&link.name) {
+            if let Some(permanent) = facts.permanent {
                 link.permanent = Some(permanent);
                 link.permanent_source = Some(PermanentSource::Ethtool);
             }
@@ -107,6 +123,26 @@ impl LinkHandle {
                 link.permanent = Some(phy);
                 link.permanent_source = Some(PermanentSource::WirelessPhy);
             }
+        }
+    }
+
+    fn read_ioctl_facts(&self, link: &Link, has_sysfs: bool) -> IoctlFacts {
+        // sysfs already says whether a link in the caller's namespace is Wi-Fi.
+        let wireless =
+            !has_sysfs && link.link_type == ARPHRD_ETHER && self.ioctl.is_wireless(&link.name);
+        let driver = self
+            .ioctl
+            .driver(&link.name)
+            .ok()
+            .filter(|name| !name.is_empty());
+        let permanent = match link.permanent {
+            Some(_) => None,
+            None => self.ioctl.permanent_address(&link.name).ok().flatten(),
+        };
+        IoctlFacts {
+            driver,
+            permanent,
+            wireless,
         }
     }
 
@@ -126,6 +162,14 @@ impl LinkOps for LinkHandle {
         for link in &mut links {
             self.complete(link);
         }
+        // Forget links that are gone, so that a new link reusing an index and name is read
+        // afresh.
+        let present: std::collections::HashSet<(u32, &str)> = links
+            .iter()
+            .map(|link| (link.index, link.name.as_str()))
+            .collect();
+        self.ioctl_facts
+            .retain(|(index, name), _| present.contains(&(*index, name.as_str())));
         Ok(links)
     }
 
