@@ -15,7 +15,8 @@ fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// A namespace with veth0 (up, peer veth1), tap0, br0 (up) and mvl0 (macvlan on veth0).
+/// Creates a namespace with veth0 (up, peer veth1), tap0, br0 (up) and mvl0 (macvlan on veth0),
+/// and a state directory.
 fn lab(test: &str) -> Option<(TestNetns, tempfile::TempDir)> {
     let ns = TestNetns::create(test)?;
     ns.ip(&[
@@ -54,7 +55,8 @@ fn set_random_then_show_reports_anonymized() {
     let new = ns.address("veth0");
     assert_ne!(new, original);
     let parsed: MacAddr = new.parse().unwrap();
-    assert!(parsed.is_local() && !parsed.is_group(), "{new}");
+    assert!(parsed.is_local(), "{new}");
+    assert!(!parsed.is_group(), "{new}");
     let text = stdout(&output);
     // The old address is the reference, so it is redacted.
     let redacted: MacAddr = original.parse().unwrap();
@@ -147,7 +149,8 @@ fn vendor_generator_uses_registry_prefix() {
     let output = macveil_in(&ns, state.path(), &["set", "veth0", "--vendor"]);
     assert!(output.status.success(), "{}", describe(&output));
     let address: MacAddr = ns.address("veth0").parse().unwrap();
-    assert!(!address.is_local() && !address.is_group(), "{address}");
+    assert!(!address.is_local(), "{address}");
+    assert!(!address.is_group(), "{address}");
     assert!(
         macveil::vendor::Registry::load().lookup(&address).is_some(),
         "{address} has no registered vendor"

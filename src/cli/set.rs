@@ -106,7 +106,7 @@ pub struct SetArgs {
     pub stable_args: StableArgs,
 }
 
-/// Where each new address comes from.
+/// The source of each new address.
 pub(super) enum Source<'a> {
     Random(Option<&'a Mask>),
     Stable(&'a StableArgs, Option<&'a Mask>),

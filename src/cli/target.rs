@@ -12,7 +12,7 @@ use crate::link::state::{DEFAULT_STATE_DIR, ReferenceStore, References};
 use crate::link::{Link, LinkError, LinkHandle, LinkOps, Netns};
 use crate::vendor::Registry;
 
-/// Where a link command works.
+/// The namespace and state directory a link command works with.
 #[derive(Debug, Args)]
 pub struct TargetArgs {
     /// Work in this network namespace: a name from 'ip netns list' or a path such as
@@ -27,7 +27,7 @@ pub struct TargetArgs {
 }
 
 impl TargetArgs {
-    /// The namespace the options select.
+    /// Returns the namespace the options select.
     pub fn netns(&self) -> anyhow::Result<Netns> {
         match &self.netns {
             None => Ok(Netns::Current),
@@ -45,7 +45,7 @@ impl TargetArgs {
         Ok((handle, links))
     }
 
-    /// The reference state store.
+    /// Returns the reference state store.
     pub fn store(&self) -> ReferenceStore {
         ReferenceStore::new(&self.state_dir)
     }
@@ -91,7 +91,7 @@ pub fn references(store: &ReferenceStore, netns_key: &str, links: &[&Link]) -> R
     }
 }
 
-/// The vendor of `address` for display: the registry's name, "locally administered", or
+/// Returns the vendor of `address` for display: the registry's name, "locally administered", or
 /// "unregistered".
 pub fn vendor_name(registry: &Registry, address: &MacAddr) -> String {
     if address.is_local() {

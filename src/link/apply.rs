@@ -46,7 +46,7 @@ pub struct Change {
     pub address: MacAddr,
 }
 
-/// What happens to a link whose address could not be changed.
+/// The treatment of a link whose address could not be changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AfterFailure {
     /// Put the link back in the admin state it had (the command line's behaviour).
@@ -57,13 +57,13 @@ pub enum AfterFailure {
     StayDown,
 }
 
-/// How [`apply`] may treat the links.
+/// The options of [`apply`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApplyOptions {
     /// Whether a link whose driver refuses changes while up (EBUSY) may be taken down for the
     /// change and brought back up.
     pub cycle: bool,
-    /// What to do with a link whose address could not be changed.
+    /// The treatment of a link whose address could not be changed.
     pub after_failure: AfterFailure,
 }
 
@@ -78,7 +78,7 @@ pub enum Outcome {
     Failed(LinkError),
 }
 
-/// What [`apply`] did to one link.
+/// The report on one link after [`apply`].
 #[derive(Debug)]
 pub struct LinkReport {
     /// The link's index.
@@ -110,7 +110,7 @@ pub struct LinkReport {
 }
 
 impl LinkReport {
-    /// Whether the change failed.
+    /// Returns whether the change failed.
     pub fn failed(&self) -> bool {
         matches!(self.outcome, Outcome::Failed(_))
     }
@@ -139,7 +139,7 @@ impl LinkReport {
         self.outcome = Outcome::Failed(error);
     }
 
-    /// An error for this link from a socket failure that left the outcome unknown.
+    /// Builds the error for this link when a socket failure left the outcome unknown.
     fn unconfirmed(&self, operation: Operation, error: &LinkError) -> LinkError {
         match error {
             LinkError::NoBuffers { operation } => LinkError::NoBuffers {
@@ -442,7 +442,7 @@ fn cycle_one(
 }
 
 /// Brings a cycled link back up after a failure; a failure here is logged, because the report
-/// already holds the first error.
+/// already contains the first error.
 fn bring_back_up(ops: &mut dyn LinkOps, report: &mut LinkReport, links: &HashMap<u32, Link>) {
     let up = Request::SetAdminState {
         index: report.index,
@@ -482,7 +482,7 @@ fn revert_and_bring_up(ops: &mut dyn LinkOps, report: &mut LinkReport, links: &H
     }
 }
 
-/// Whether `ip` is an address the kernel generates by itself when the link comes up, so that
+/// Returns whether `ip` is an address the kernel generates by itself when the link comes up, so that
 /// adding it back would duplicate or resurrect it.
 fn kernel_generated(ip: &IpAddress, old: Option<MacAddr>) -> bool {
     let IpAddr::V6(v6) = ip.address else {
@@ -494,7 +494,7 @@ fn kernel_generated(ip: &IpAddress, old: Option<MacAddr>) -> bool {
         || (ipv6::is_link_local(&v6) && ip.flags & IFA_F_STABLE_PRIVACY != 0)
 }
 
-/// Whether a route through the cycled link is one the kernel does not recreate by itself.
+/// Returns whether a route through the cycled link is one the kernel does not recreate by itself.
 fn restorable_route(route: &Route, index: u32) -> bool {
     let multicast = match route.destination {
         Some(IpAddr::V6(destination)) => destination.is_multicast(),

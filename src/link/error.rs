@@ -1,5 +1,5 @@
 //! Errors of the link layer: one variant per failing step, each carrying the interface name,
-//! index and kernel errno where there is one, and a message that says what to do next.
+//! index and kernel errno where there is one, and a message that names the next step.
 //!
 //! This module only describes failures. It does not decide whether a failure is fatal: the
 //! apply logic and the command line do.
@@ -15,7 +15,7 @@ use crate::addr::MacAddr;
 pub struct Errno(pub i32);
 
 impl Errno {
-    /// The symbolic name (`EBUSY`), or `errno N` for numbers without one here.
+    /// Returns the symbolic name (`EBUSY`), or `errno N` for numbers without one here.
     pub fn name(self) -> String {
         let name = match self.0 {
             libc::EPERM => "EPERM",
@@ -45,7 +45,7 @@ impl Errno {
         name.to_string()
     }
 
-    /// The C library's description of the number ("Device or resource busy").
+    /// Returns the C library's description of the number ("Device or resource busy").
     pub fn description(self) -> String {
         let text = io::Error::from_raw_os_error(self.0).to_string();
         // std appends " (os error N)"; the symbolic name is printed separately.
@@ -55,7 +55,7 @@ impl Errno {
         }
     }
 
-    /// The errno of an I/O error, if it came from the operating system.
+    /// Returns the errno of an I/O error, if it came from the operating system.
     pub fn from_io(err: &io::Error) -> Option<Errno> {
         err.raw_os_error().map(Errno)
     }
@@ -140,7 +140,7 @@ pub enum LinkError {
         ifname: String,
         /// The interface index.
         index: u32,
-        /// What was attempted.
+        /// The operation that failed.
         operation: Operation,
     },
 
@@ -207,7 +207,7 @@ pub enum LinkError {
          retry with fewer interfaces at once"
     )]
     NoBuffers {
-        /// What was being done.
+        /// The operation in progress.
         operation: Operation,
     },
 
@@ -218,7 +218,7 @@ pub enum LinkError {
         ifname: String,
         /// The interface index.
         index: u32,
-        /// What was attempted.
+        /// The operation that failed.
         operation: Operation,
         /// The kernel's error number.
         errno: Errno,
@@ -258,7 +258,7 @@ pub enum LinkError {
         index: u32,
         /// The IPv6 address that remains.
         ip: std::net::Ipv6Addr,
-        /// Why removing it failed.
+        /// The errno of the failed removal.
         errno: Errno,
     },
 
@@ -272,7 +272,7 @@ pub enum LinkError {
         ifname: String,
         /// The interface index.
         index: u32,
-        /// What was attempted.
+        /// The operation that failed.
         operation: Operation,
         /// The socket failure.
         detail: String,
@@ -289,7 +289,7 @@ pub enum LinkError {
     /// A list or get request failed as a whole.
     #[error("{operation} failed ({errno})")]
     Request {
-        /// What was attempted.
+        /// The operation that failed.
         operation: Operation,
         /// The kernel's error number.
         errno: Errno,
@@ -308,7 +308,7 @@ pub enum LinkError {
     /// A socket could not be created or used.
     #[error("netlink socket failed while {operation}: {source}")]
     Socket {
-        /// What was being done.
+        /// The operation in progress.
         operation: Operation,
         /// The system call's error.
         #[source]
@@ -318,9 +318,9 @@ pub enum LinkError {
     /// The kernel sent something this program cannot decode.
     #[error("cannot decode the kernel's netlink reply while {operation}: {detail}")]
     Protocol {
-        /// What was being done.
+        /// The operation in progress.
         operation: Operation,
-        /// What was wrong with the reply.
+        /// The problem with the reply.
         detail: String,
     },
 }
@@ -373,7 +373,7 @@ impl LinkError {
         }
     }
 
-    /// The kernel errno behind this error, if there is one.
+    /// Returns the kernel errno behind this error, if there is one.
     pub fn errno(&self) -> Option<Errno> {
         match self {
             LinkError::NoDevice { .. } => Some(Errno(libc::ENODEV)),

@@ -1,7 +1,7 @@
 //! A [`LinkOps`] wrapper for tests that makes a real namespace behave in ways this kernel's
-//! virtual links never do: a driver that refuses changes while up (EBUSY), one that
-//! acknowledges a change and keeps its address, a link that disappears between two requests,
-//! and a link with a permanent address. Everything else goes to the real kernel.
+//! virtual links never do. It can make a driver reject changes while up (EBUSY), acknowledge a
+//! change and keep its address, lose a link between two requests, or report a permanent
+//! address. Everything else goes to the real kernel.
 //!
 //! Compiled only for tests, so the shipped binary cannot reach it.
 
@@ -110,8 +110,8 @@ impl LinkOps for FaultyLinks<'_> {
         Ok(link)
     }
 
-    /// Sends the requests one at a time, so that a fault sees the state the earlier requests
-    /// of the same batch left.
+    /// Sends the requests one at a time, so that each fault acts on the state the earlier
+    /// requests of the same batch left.
     fn execute(&mut self, requests: &[Request]) -> Result<Vec<Result<(), Errno>>, LinkError> {
         requests
             .iter()
@@ -151,7 +151,7 @@ mod tests {
         state: tempfile::TempDir,
     }
 
-    /// A namespace with the veth pair mv0/mv1, mv0 up.
+    /// Creates a namespace with the veth pair mv0/mv1, both up, and opens a handle in it.
     fn lab(test: &str) -> Option<Lab> {
         let ns = TestNetns::create(test)?;
         ns.ip(&["link", "add", "mv0", "type", "veth", "peer", "name", "mv1"]);
@@ -211,8 +211,8 @@ mod tests {
     }
 
     #[test]
-    fn busy_with_cycle_changes_and_restores_ips_and_routes() {
-        let Some(mut lab) = lab("busy_with_cycle_changes_and_restores_ips_and_routes") else {
+    fn cycle_restores_addresses_and_routes() {
+        let Some(mut lab) = lab("cycle_restores_addresses_and_routes") else {
             return;
         };
         lab.ns.ip(&["address", "add", "192.0.2.1/24", "dev", "mv0"]);

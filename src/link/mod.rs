@@ -80,7 +80,7 @@ impl fmt::Display for OperState {
     }
 }
 
-/// How the kernel says the current address was assigned (`addr_assign_type` in sysfs).
+/// The origin of the current address, as the kernel reports it (`addr_assign_type` in sysfs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AssignType {
@@ -122,7 +122,7 @@ impl fmt::Display for AssignType {
     }
 }
 
-/// Where a link's permanent address was read from.
+/// The source a link's permanent address was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PermanentSource {
@@ -157,11 +157,11 @@ pub struct Link {
     pub operstate: OperState,
     /// The current hardware address; none when the link has no 6-byte address or reports zero.
     pub address: Option<MacAddr>,
-    /// The permanent (burned-in) address; none when unknown. An all-zero answer is unknown.
+    /// The permanent (burned-in) address; none when unknown. An all-zero value means unknown.
     pub permanent: Option<MacAddr>,
-    /// Where `permanent` came from.
+    /// The source of `permanent`.
     pub permanent_source: Option<PermanentSource>,
-    /// How the current address was assigned.
+    /// The origin of the current address.
     pub assign_type: AssignType,
     /// `IFLA_LINK`: the index of the lower device (macvlan parent, veth peer).
     pub parent: Option<u32>,
@@ -171,7 +171,7 @@ pub struct Link {
 }
 
 impl Link {
-    /// A short name for the kind of link: the `IFLA_INFO_KIND`, "wireless", or one derived from
+    /// Returns a short name for the kind of link: the `IFLA_INFO_KIND`, "wireless", or one derived from
     /// the link-layer type.
     pub fn kind(&self) -> String {
         if self.wireless {
@@ -219,7 +219,7 @@ pub struct IpAddress {
 pub const IFA_F_PERMANENT: u32 = 0x80;
 
 impl IpAddress {
-    /// Whether the address has no lifetime, as opposed to one from SLAAC or DHCPv6.
+    /// Returns whether the address has no lifetime, as opposed to one from SLAAC or DHCPv6.
     pub fn is_permanent(&self) -> bool {
         self.flags & IFA_F_PERMANENT != 0
     }

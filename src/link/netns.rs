@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::LinkError;
 
-/// Where `ip netns add NAME` puts its namespace files.
+/// The directory where `ip netns add NAME` puts its namespace files.
 pub const NETNS_RUN_DIR: &str = "/run/netns";
 
 /// A network namespace to work in.
@@ -59,7 +59,7 @@ impl Netns {
         Ok(Netns::Path(Path::new(NETNS_RUN_DIR).join(value)))
     }
 
-    /// The namespace file, or `None` for the caller's namespace.
+    /// Returns the namespace file, or `None` for the caller's namespace.
     pub fn path(&self) -> Option<&Path> {
         match self {
             Netns::Current => None,
@@ -80,7 +80,7 @@ impl Netns {
         })
     }
 
-    /// Whether this is the namespace the calling thread is in, so that sysfs, which shows the
+    /// Returns whether this is the namespace the calling thread is in, so that sysfs, which shows the
     /// namespace it was mounted from, can describe its links.
     pub fn is_callers(&self) -> Result<bool, LinkError> {
         match self {

@@ -6,7 +6,7 @@
 //! the Wi-Fi phy) when the namespace is the caller's own.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::error::{Errno, LinkError, Operation};
 use super::ioctl::IoctlSocket;
@@ -18,7 +18,7 @@ use super::{ARPHRD_ETHER, IpAddress, Link, PermanentSource};
 /// The kernel operations that reading and changing links needs. [`LinkHandle`] implements it
 /// on a real namespace; tests wrap that handle to inject failures.
 pub trait LinkOps {
-    /// A string that identifies the namespace for as long as the system runs, used to key
+    /// Returns a string that identifies the namespace while the system runs, used as the key of
     /// recorded reference addresses.
     fn netns_key(&self) -> &str;
 
@@ -45,8 +45,8 @@ pub struct LinkHandle {
     ioctl: IoctlSocket,
     netns_key: String,
     sysfs_root: Option<PathBuf>,
-    /// What the ioctls found per link (index and name), which does not change while the link
-    /// exists, so that reading many links back costs no further system calls.
+    /// The ioctl results per link (index and name). They do not change while the link exists,
+    /// so reading many links back costs no further system calls.
     ioctl_facts: HashMap<(u32, String), IoctlFacts>,
 }
 
@@ -127,7 +127,7 @@ impl LinkHandle {
     }
 
     fn read_ioctl_facts(&self, link: &Link, has_sysfs: bool) -> IoctlFacts {
-        // sysfs already says whether a link in the caller's namespace is Wi-Fi.
+        // sysfs already shows whether a link in the caller's namespace is Wi-Fi.
         let wireless =
             !has_sysfs && link.link_type == ARPHRD_ETHER && self.ioctl.is_wireless(&link.name);
         let driver = self
@@ -144,11 +144,6 @@ impl LinkHandle {
             permanent,
             wireless,
         }
-    }
-
-    /// The sysfs directory used for the caller's own namespace, if this is it.
-    pub fn sysfs_root(&self) -> Option<&Path> {
-        self.sysfs_root.as_deref()
     }
 }
 

@@ -80,7 +80,7 @@ pub enum Request {
 }
 
 impl Request {
-    /// The index of the link the request is about.
+    /// Returns the index of the link the request changes.
     pub fn index(&self) -> u32 {
         match self {
             Request::SetAddress { index, .. } | Request::SetAdminState { index, .. } => *index,
@@ -89,7 +89,7 @@ impl Request {
         }
     }
 
-    /// The operation, for error messages.
+    /// Returns the operation, for error messages.
     pub fn operation(&self) -> Operation {
         match self {
             Request::SetAddress { .. } => Operation::SetAddress,
@@ -117,7 +117,7 @@ pub struct Route {
     pub multipath: bool,
     /// The routing table (`RTA_TABLE`, else the header's table).
     pub table: u32,
-    /// Who installed it (`RTPROT_*`: 2 kernel, 3 boot, 4 static, 9 router advertisement).
+    /// The origin of the route (`RTPROT_*`: 2 kernel, 3 boot, 4 static, 9 router advertisement).
     pub protocol: u8,
     /// The message as dumped, minus the attributes the kernel only reports.
     message: RouteMessage,
@@ -129,7 +129,7 @@ pub const RTPROT_KERNEL: u8 = 2;
 pub const RTPROT_RA: u8 = 9;
 
 impl Route {
-    /// Whether this route is the same as `other`: same family, destination, gateway, output link,
+    /// Returns whether this route is the same as `other`: same family, destination, gateway, output link,
     /// table and metric.
     pub fn same_as(&self, other: &Route) -> bool {
         let priority = |route: &Route| {
@@ -639,7 +639,7 @@ fn decode_link(payload: &[u8]) -> Result<Link, DecodeError> {
         }
         let attribute = match LinkAttribute::parse_with_param(&nla, header.interface_family) {
             Ok(attribute) => attribute,
-            // The link kind and IPv6 settings are details; a kernel newer than the decoder may
+            // The link kind and IPv6 settings are details. A kernel newer than this decoder may
             // nest something it cannot read, and the link is still worth listing.
             Err(err) if kind == IFLA_LINKINFO || kind == IFLA_AF_SPEC => {
                 log::debug!("link {}: skipping attribute {kind}: {err}", header.index);
@@ -747,7 +747,7 @@ fn encode_ip_address(ip: &IpAddress) -> AddressMessage {
     message.header.index = ip.index;
     message.header.scope = AddressScope::from(ip.scope);
     let flags = ip.flags & !IFA_STATE_FLAGS;
-    // The header holds the low 8 bits; IFA_FLAGS carries all 32.
+    // The header has room for the low 8 bits only, so IFA_FLAGS carries all 32.
     message.header.flags = AddressHeaderFlags::from_bits_retain(flags as u8);
 
     match ip.address {
@@ -876,7 +876,8 @@ mod tests {
         let link = decode_link(&bytes).unwrap();
         assert_eq!(link.index, 7);
         assert_eq!(link.name, "wlan0");
-        assert!(link.admin_up && link.lower_up);
+        assert!(link.admin_up);
+        assert!(link.lower_up);
         assert_eq!(link.address, Some("02:00:00:00:00:01".parse().unwrap()));
         assert_eq!(link.permanent, Some("3c:22:fb:01:02:03".parse().unwrap()));
         assert_eq!(

@@ -38,7 +38,7 @@ pub enum StateError {
     /// A file operation failed.
     #[error("cannot {action} {}: {source}{}", .path.display(), permission_hint(.source))]
     Io {
-        /// What was being done ("read", "write", "lock", "create").
+        /// The failed action ("read", "write", "lock", "create").
         action: &'static str,
         /// The file or directory.
         path: PathBuf,
@@ -56,7 +56,7 @@ pub enum StateError {
     Corrupt {
         /// The file.
         path: PathBuf,
-        /// What is wrong with it.
+        /// The problem with its content.
         detail: String,
     },
 }
@@ -98,7 +98,7 @@ pub struct References {
 }
 
 impl References {
-    /// The recorded reference of `link` in the namespace `netns`.
+    /// Returns the recorded reference of `link` in the namespace `netns`.
     pub fn get(&self, netns: &str, link: &Link) -> Option<MacAddr> {
         self.map.get(&key(netns, link)).copied()
     }
@@ -111,12 +111,12 @@ pub struct ReferenceStore {
 }
 
 impl ReferenceStore {
-    /// A store in `dir`; nothing is created until the first [`ReferenceStore::record`].
+    /// Creates a store in `dir`. Nothing is written until the first [`ReferenceStore::record`].
     pub fn new(dir: impl Into<PathBuf>) -> ReferenceStore {
         ReferenceStore { dir: dir.into() }
     }
 
-    /// The state directory.
+    /// Returns the state directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -311,7 +311,7 @@ impl Baseline {
         }
     }
 
-    /// The address, if known.
+    /// Returns the address, if known.
     pub fn address(&self) -> Option<MacAddr> {
         match self {
             Baseline::Permanent(addr) | Baseline::Reference(addr) => Some(*addr),

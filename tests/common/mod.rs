@@ -1,6 +1,6 @@
 //! Shared set-up for the root tests: network namespaces with unique names that are deleted when
 //! the guard drops, also when the test fails, and a runner for the built binary. Without root
-//! the tests skip and say so on stderr, past the test harness's output capture.
+//! the tests skip and print why on stderr, past the test harness's output capture.
 
 #![allow(dead_code)]
 
@@ -64,7 +64,7 @@ impl TestNetns {
             .expect("ip runs")
     }
 
-    /// The current address of `ifname`, as `ip` prints it.
+    /// Returns the current address of `ifname`, as `ip` prints it.
     pub fn address(&self, ifname: &str) -> String {
         let output = self.ip_output(&["-br", "link", "show", "dev", ifname]);
         assert!(output.status.success(), "{ifname} exists");
@@ -75,7 +75,7 @@ impl TestNetns {
             .to_string()
     }
 
-    /// Whether `ifname` is administratively up.
+    /// Returns whether `ifname` is administratively up.
     pub fn is_up(&self, ifname: &str) -> bool {
         let output = self.ip_output(&["-o", "link", "show", "dev", ifname]);
         let text = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -86,7 +86,7 @@ impl TestNetns {
         flags.is_some_and(|flags| flags.split(',').any(|flag| flag == "UP"))
     }
 
-    /// The IPv6 addresses on `ifname`.
+    /// Returns the IPv6 addresses on `ifname`.
     pub fn ipv6_addresses(&self, ifname: &str) -> Vec<String> {
         let output = self.ip_output(&["-o", "-6", "address", "show", "dev", ifname]);
         String::from_utf8_lossy(&output.stdout)
@@ -133,7 +133,7 @@ pub fn macveil_in(netns: &TestNetns, state: &Path, args: &[&str]) -> Output {
     macveil(&full)
 }
 
-/// The exit code, stdout and stderr of a run, for assertion messages.
+/// Formats the exit code, stdout and stderr of a run for assertion messages.
 pub fn describe(output: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
