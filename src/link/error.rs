@@ -296,23 +296,21 @@ pub enum LinkError {
     },
 
     /// The network namespace could not be opened or entered.
-    #[error("cannot use network namespace {}: {source}{}", .path.display(), netns_hint(.source))]
+    #[error("cannot use network namespace {}: {error}{}", .path.display(), netns_hint(.error))]
     Netns {
         /// The namespace file.
         path: PathBuf,
         /// The failing system call's error.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
 
     /// A socket could not be created or used.
-    #[error("netlink socket failed while {operation}: {source}")]
+    #[error("netlink socket failed while {operation}: {error}")]
     Socket {
         /// The operation in progress.
         operation: Operation,
         /// The system call's error.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
 
     /// The kernel sent something this program cannot decode.
@@ -386,8 +384,8 @@ impl LinkError {
             LinkError::Kernel { errno, .. }
             | LinkError::StaleIpv6 { errno, .. }
             | LinkError::Request { errno, .. } => Some(*errno),
-            LinkError::Netns { source, .. } | LinkError::Socket { source, .. } => {
-                Errno::from_io(source)
+            LinkError::Netns { error, .. } | LinkError::Socket { error, .. } => {
+                Errno::from_io(error)
             }
             LinkError::NotChanged { .. }
             | LinkError::Protocol { .. }

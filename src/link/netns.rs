@@ -70,9 +70,9 @@ impl Netns {
     /// Returns the namespace's identity.
     pub fn id(&self) -> Result<NetnsId, LinkError> {
         let path = self.file_path();
-        let metadata = std::fs::metadata(&path).map_err(|source| LinkError::Netns {
+        let metadata = std::fs::metadata(&path).map_err(|error| LinkError::Netns {
             path: path.clone(),
-            source,
+            error,
         })?;
         Ok(NetnsId {
             device: metadata.dev(),
@@ -99,9 +99,9 @@ impl Netns {
         let Netns::Path(path) = self else {
             return Ok(work());
         };
-        let netns_error = |source: io::Error| LinkError::Netns {
+        let netns_error = |error: io::Error| LinkError::Netns {
             path: path.clone(),
-            source,
+            error,
         };
         let file = File::open(path).map_err(netns_error)?;
 

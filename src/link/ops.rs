@@ -65,9 +65,9 @@ impl LinkHandle {
         let sockets = netns.run_inside(|| -> std::io::Result<(Rtnl, IoctlSocket)> {
             Ok((Rtnl::open()?, IoctlSocket::open()?))
         })?;
-        let (rtnl, ioctl) = sockets.map_err(|source| LinkError::Socket {
+        let (rtnl, ioctl) = sockets.map_err(|error| LinkError::Socket {
             operation: Operation::ListLinks,
-            source,
+            error,
         })?;
 
         // The cookie is never reused while the system runs; the nsfs inode can be, once the
@@ -93,6 +93,9 @@ impl LinkHandle {
             .sysfs_root
             .as_deref()
             .and_then(|root| SysfsLink::find(root, &link.name, link.index));
+        // NOTE: in another namespace sysfs is not used, so `addr_assign_type` stays unknown and
+        // a Wi-Fi link's phy address is not read; a private mount namespace with its own sysfs
+        // mount would provide both.
         if let Some(sysfs) = &sysfs {
             link.driver = sysfs.driver();
             link.assign_type = sysfs.assign_type();

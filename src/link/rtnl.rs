@@ -528,11 +528,11 @@ fn protocol_error(operation: Operation, err: DecodeError) -> LinkError {
     }
 }
 
-fn socket_error(operation: Operation, source: io::Error) -> LinkError {
-    if source.raw_os_error() == Some(libc::ENOBUFS) {
+fn socket_error(operation: Operation, error: io::Error) -> LinkError {
+    if error.raw_os_error() == Some(libc::ENOBUFS) {
         LinkError::NoBuffers { operation }
     } else {
-        LinkError::Socket { operation, source }
+        LinkError::Socket { operation, error }
     }
 }
 
