@@ -262,6 +262,19 @@ fn group_address_is_rejected_before_kernel() {
 }
 
 #[test]
+fn link_without_address_is_rejected() {
+    let Some((ns, state)) = lab("link_without_address_is_rejected") else {
+        return;
+    };
+    let before = ns.address("veth0");
+    let output = macveil_in(&ns, state.path(), &["set", "veth0", "lo", "--random"]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let message = stderr(&output);
+    assert!(message.contains("lo (loopback) has no 6-byte hardware address"), "{message}");
+    assert_eq!(ns.address("veth0"), before);
+}
+
+#[test]
 fn partial_failure_exits_one() {
     let Some((ns, state)) = lab("partial_failure_exits_one") else {
         return;

@@ -197,6 +197,14 @@ fn plan<'a>(
 
     let mut plans = Vec::with_capacity(links.len());
     for link in links {
+        if link.address.is_none() {
+            anyhow::bail!(
+                "{} ({}) has no 6-byte hardware address, so there is none to change; nothing was \
+                 changed",
+                link.name,
+                link.kind()
+            );
+        }
         let baseline = Baseline::of(link, netns_key, references);
         let avoid: Vec<MacAddr> = link
             .address

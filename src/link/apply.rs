@@ -757,7 +757,8 @@ fn take_down_failed(ops: &mut dyn LinkOps, reports: &mut [LinkReport]) {
         .iter()
         .enumerate()
         .filter(|(_, report)| {
-            report.failed() && report.is_up && report.new != Some(report.requested)
+            let gone = matches!(report.outcome, Outcome::Failed(LinkError::NoDevice { .. }));
+            report.failed() && !gone && report.is_up && report.new != Some(report.requested)
         })
         .map(|(position, _)| position)
         .collect();
