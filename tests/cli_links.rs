@@ -270,7 +270,10 @@ fn link_without_address_is_rejected() {
     let output = macveil_in(&ns, state.path(), &["set", "veth0", "lo", "--random"]);
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     let message = stderr(&output);
-    assert!(message.contains("lo (loopback) has no 6-byte hardware address"), "{message}");
+    assert!(
+        message.contains("lo (loopback) has no 6-byte hardware address"),
+        "{message}"
+    );
     assert_eq!(ns.address("veth0"), before);
 }
 

@@ -382,3 +382,30 @@ fn link_layer_leaves_callers_namespace_alone() {
     assert_eq!(names, ["lo"], "a fresh namespace has only lo");
     assert_eq!(std::fs::read_link("/proc/thread-self/ns/net").unwrap(), own);
 }
+
+#[test]
+fn duplicate_change_is_rejected() {
+    let Some(ns) = TestNetns::create("duplicate_change_is_rejected") else {
+        return;
+    };
+    ns.ip(&[
+        "link", "add", "veth0", "type", "veth", "peer", "name", "veth1",
+    ]);
+    let state = tempfile::tempdir().unwrap();
+    let store = ReferenceStore::new(state.path());
+    let mut handle = open(&ns);
+    let link = find(&mut handle, "veth0");
+    let changes = [
+        Change {
+            index: link.index,
+            address: mac("02:00:5e:10:00:01"),
+        },
+        Change {
+            index: link.index,
+            address: mac("02:00:5e:10:00:02"),
+        },
+    ];
+    let err = apply(&mut handle, &store, &changes, &ApplyOptions::default()).unwrap_err();
+    assert!(matches!(err, LinkError::DuplicateChange { .. }), "{err}");
+    assert_eq!(ns.address("veth0"), link.address.unwrap().to_string());
+}

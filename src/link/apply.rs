@@ -156,16 +156,22 @@ impl LinkReport {
 }
 
 /// Sets the address of each link in `changes` and reports, per change and in the same order,
-/// what happened. `Err` means nothing was changed: the first link dump failed or the references
-/// could not be recorded.
+/// what happened. `Err` means nothing was changed: an address is not assignable, a link is
+/// listed twice, the first link dump failed, or the references could not be recorded.
 pub fn apply(
     ops: &mut dyn LinkOps,
     store: &ReferenceStore,
     changes: &[Change],
     options: &ApplyOptions,
 ) -> Result<Vec<LinkReport>, LinkError> {
+    let mut seen = std::collections::HashSet::new();
     for change in changes {
         change.address.validate_assignable()?;
+        if !seen.insert(change.index) {
+            return Err(LinkError::DuplicateChange {
+                index: change.index,
+            });
+        }
     }
 
     let before: HashMap<u32, Link> = ops
@@ -230,16 +236,24 @@ fn missing_report(change: &Change) -> LinkReport {
 }
 
 fn no_device(ifname: &str, index: Option<u32>, links: &HashMap<u32, Link>) -> LinkError {
-    let mut existing: Vec<(u32, String)> = links
-        .values()
-        .map(|link| (link.index, link.name.clone()))
-        .collect();
-    existing.sort();
     LinkError::NoDevice {
         ifname: ifname.to_string(),
         index,
-        existing: existing.into_iter().map(|(_, name)| name).collect(),
+        existing: names_of(links),
     }
+}
+
+/// Returns the link names in index order.
+fn names_of(links: &HashMap<u32, Link>) -> Vec<String> {
+    let mut existing: Vec<(u32, &str)> = links
+        .values()
+        .map(|link| (link.index, link.name.as_str()))
+        .collect();
+    existing.sort();
+    existing
+        .into_iter()
+        .map(|(_, name)| name.to_string())
+        .collect()
 }
 
 fn driver_of(links: &HashMap<u32, Link>, index: u32) -> Option<&str> {
@@ -612,6 +626,10 @@ fn read_back(
         if let Some(link) = after.get(&report.index) {
             report.new = link.address;
             report.is_up = link.admin_up;
+        }
+        // A link that vanished during the run is still in the list taken before it.
+        if let Outcome::Failed(LinkError::NoDevice { existing, .. }) = &mut report.outcome {
+            *existing = names_of(&after);
         }
     }
     for &position in acknowledged {
