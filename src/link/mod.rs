@@ -81,7 +81,7 @@ impl fmt::Display for OperState {
 }
 
 /// The origin of the current address, as the kernel reports it (`addr_assign_type` in sysfs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AssignType {
     /// `NET_ADDR_PERM`: the address came from the hardware.
@@ -92,7 +92,8 @@ pub enum AssignType {
     Stolen,
     /// `NET_ADDR_SET`: set from user space (udev, NetworkManager, macveil).
     Set,
-    /// Not readable here (the link is in another namespace, or sysfs lacks the file).
+    /// Not readable here (sysfs could not be mounted for the namespace, or lacks the file).
+    #[default]
     Unknown,
 }
 
