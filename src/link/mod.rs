@@ -92,7 +92,8 @@ pub enum AssignType {
     Stolen,
     /// `NET_ADDR_SET`: set from user space (udev, NetworkManager, macveil).
     Set,
-    /// Not readable here (sysfs could not be mounted for the namespace, or lacks the file).
+    /// Not read: the handle was opened with [`LinkHandle::open_for_changes`], no sysfs could be
+    /// mounted for the namespace, or sysfs lacks the file.
     #[default]
     Unknown,
 }
@@ -144,7 +145,8 @@ pub struct Link {
     pub name: String,
     /// `IFLA_INFO_KIND` (veth, bridge, tun, macvlan, ...); none for most physical devices.
     pub info_kind: Option<String>,
-    /// Whether the link is a Wi-Fi interface.
+    /// Whether the link is a Wi-Fi interface; always false from a handle opened with
+    /// [`LinkHandle::open_for_changes`], unless the link message carries `IFLA_WIRELESS`.
     pub wireless: bool,
     /// The link-layer type (`ARPHRD_*`).
     pub link_type: u16,

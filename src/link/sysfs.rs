@@ -123,7 +123,7 @@ impl SysfsRoot {
 }
 
 impl SysfsLink<'_> {
-    /// The path of `file` in this link's directory, relative to the root descriptor.
+    /// Returns the path of `file` in this link's directory, relative to the root descriptor.
     fn relative(&self, file: &str) -> Option<CString> {
         CString::new(format!("{}/{file}", self.name)).ok()
     }
