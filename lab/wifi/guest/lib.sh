@@ -8,6 +8,7 @@
 LAB_LOGS="${LAB_LOGS:-/tmp}"
 lab_failed=0
 lab_pids=""
+lab_signal_status=""
 
 pass() {
     echo "PASS $1"
@@ -20,7 +21,8 @@ fail() {
     lab_failed=1
 }
 
-# Stops every process started with start_background, then exits with the scenario's result.
+# Stops every process started with start_background, then exits with the scenario's result, or
+# with 128 + the signal number when a signal ended it.
 finish() {
     for pid in $lab_pids; do
         kill "$pid" 2>/dev/null
@@ -29,10 +31,11 @@ finish() {
         wait "$pid" 2>/dev/null
     done
     lab_pids=""
-    exit "$lab_failed"
+    exit "${lab_signal_status:-$lab_failed}"
 }
 trap finish EXIT
-trap 'exit 1' INT TERM
+trap 'lab_signal_status=130; exit' INT
+trap 'lab_signal_status=143; exit' TERM
 
 # Runs "$@" in the background with its output in $LAB_LOGS/NAME.log and stores its PID in the
 # variable NAME_pid.

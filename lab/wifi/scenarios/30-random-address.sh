@@ -42,14 +42,19 @@ fi
 wait_until 5 "connected_stations | grep -q ."
 hostapd_stations="$(connected_stations | sort -u | tr '\n' ' ')"
 
-macveil show wlan0 >"$LAB_LOGS/macveil-show.log" 2>&1
+# The JSON output is the stable interface; removing white space makes the match independent of
+# how it is indented.
+macveil show --json wlan0 >"$LAB_LOGS/macveil-show.log" 2>&1
 status=$?
+shown="$(tr -d ' \t\n' <"$LAB_LOGS/macveil-show.log")"
 if [ "$status" != 0 ]; then
-    fail random-show "macveil show wlan0 exited with status $status: $(head -n 3 "$LAB_LOGS/macveil-show.log" | tr '\n' ' ')"
-elif ! grep -qi "$permanent" "$LAB_LOGS/macveil-show.log"; then
-    fail random-show "macveil show wlan0 does not report the permanent address $permanent"
-elif ! grep -qw anonymized "$LAB_LOGS/macveil-show.log"; then
-    fail random-show "macveil show wlan0 does not report the verdict anonymized"
+    fail random-show "macveil show --json wlan0 exited with status $status: $(head -n 3 "$LAB_LOGS/macveil-show.log" | tr '\n' ' ')"
+elif ! echo "$shown" | grep -qi "\"permanent\":\"$permanent\""; then
+    fail random-show "macveil show does not report the permanent address $permanent: $shown"
+elif ! echo "$shown" | grep -qi "\"address\":\"$address\""; then
+    fail random-show "macveil show does not report the current address $address: $shown"
+elif ! echo "$shown" | grep -q '"verdict":"anonymized"'; then
+    fail random-show "macveil show does not report the verdict anonymized: $shown"
 else
     pass random-show
 fi
