@@ -458,3 +458,90 @@ fn nm_install_without_daemon_keeps_file() {
     let verify = install_with(root.path(), bindir.path(), &["--verify", "--timeout", "1"]);
     expect_exit(&verify, 1, "--verify while NetworkManager is stopped");
 }
+
+/// A macveil policy that manages the lab's check link.
+const CHECK_POLICY: &str = "[connection-lab]\nmatch-device=interface-name:mvcheck0\n\
+                            ethernet.cloned-mac-address=stable\n";
+
+/// Runs `macveil check --json` in the lab and returns its exit code and report.
+fn check_in_lab(lab: &NmLab, policy: &Path) -> (Output, serde_json::Value) {
+    let output = macveil_in_lab(
+        lab,
+        &["check", "--json", "--config", policy.to_str().unwrap()],
+    );
+    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!(
+            "check --json printed no JSON ({err})\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output, report)
+}
+
+/// Lists the (code, subject) pairs of findings of medium or high severity.
+fn exposing(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["findings"]
+        .as_array()
+        .expect("findings is a list")
+        .iter()
+        .filter(|finding| finding["severity"] != "low")
+        .map(|finding| {
+            (
+                finding["code"].as_str().unwrap().to_string(),
+                finding["subject"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn check_reports_network_manager_exposure_then_fix() {
+    if !support::root_or_skip("check_reports_network_manager_exposure_then_fix") {
+        return;
+    }
+    let started = Instant::now();
+    let lab = NmLab::start(&[]);
+    let ifname = "mvcheck0";
+    let initial: MacAddr = INITIAL_ADDRESS.parse().unwrap();
+    lab.add_veth(ifname, "mvcheck0p", initial);
+    lab.set_managed(ifname);
+    let profile = NmProfile::ethernet("check-target", ifname);
+    lab.load_profile(&profile);
+    lab.activate(profile.uuid());
+    assert_eq!(lab.link_address(ifname), initial);
+
+    let policy_dir = tempfile::tempdir().unwrap();
+    let policy = policy_dir.path().join("macveil.conf");
+    fs::write(&policy, CHECK_POLICY).unwrap();
+
+    let (output, report) = check_in_lab(&lab, &policy);
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    let found = exposing(&report);
+    for expected in [
+        (
+            "nm-cloned-mac-preserve",
+            "profile 'check-target' on mvcheck0",
+        ),
+        ("link-reference-address", "mvcheck0"),
+        ("daemon-not-running", "mvcheck0"),
+    ] {
+        assert!(
+            found.contains(&(expected.0.to_string(), expected.1.to_string())),
+            "missing {expected:?} in {report:#}"
+        );
+    }
+
+    let install = macveil_in_lab(&lab, &["nm", "install"]);
+    expect_exit(&install, 0, "nm install");
+    lab.activate(profile.uuid());
+    assert_ne!(lab.link_address(ifname), initial);
+
+    let (output, report) = check_in_lab(&lab, &policy);
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    assert!(exposing(&report).is_empty(), "{report:#}");
+    eprintln!(
+        "check_reports_network_manager_exposure_then_fix: {:?}",
+        started.elapsed()
+    );
+}

@@ -212,7 +212,7 @@ fn ipv6_findings(link: &LinkState, identities: &[Identity<'_>]) -> Vec<Finding> 
 fn redact_interface_id(ip: &Ipv6Addr) -> String {
     let segments = ip.segments();
     format!(
-        "{:x}:{:x}:{:x}:{:x}:{:x}:{:x}xx:xxxx:xxxx",
+        "{:x}:{:x}:{:x}:{:x}:{:x}:{:02x}xx:xxxx:xxxx",
         segments[0],
         segments[1],
         segments[2],

@@ -2,6 +2,7 @@
 //! subcommand. Each subcommand returns a [`Status`]; only this module decides what reaches the
 //! terminal as an error.
 
+mod check;
 mod config;
 mod docs;
 mod generate;
@@ -74,6 +75,11 @@ pub enum Command {
     #[command(name = "gen")]
     Gen(Box<generate::GenArgs>),
 
+    /// List what exposes this machine's hardware identity: links, NetworkManager, systemd,
+    /// ifupdown and wpa_supplicant settings, and the daemon.
+    #[command(after_help = check::AFTER_HELP)]
+    Check(check::CheckArgs),
+
     /// Check the configuration and show the policy each link gets.
     Config(config::ConfigArgs),
 
@@ -121,6 +127,7 @@ pub fn parse_args() -> Cli {
 pub fn run(cli: Cli) -> Status {
     let result = match cli.command {
         Command::Gen(args) => generate::run(&args),
+        Command::Check(args) => check::run(&args),
         Command::Config(args) => config::run(&args),
         Command::Vendor(args) => vendor::run(&args),
         Command::Nm(args) => nm::run(&args),
