@@ -9,8 +9,8 @@
 //!
 //! IPv6 with `addr_gen_mode` 0 (`IN6_ADDR_GEN_MODE_EUI64`) makes the interface identifier of the
 //! link-local and SLAAC addresses the modified EUI-64 of the link's address (RFC 4291,
-//! appendix A), so an address built while the link had its hardware address keeps that address
-//! in its last 64 bits, even after the link's address changes.
+//! appendix A). An address built while the link had its hardware address keeps that address in
+//! its last 64 bits, even after the link's address changes.
 //!
 //! This module judges facts it is given; it reads nothing.
 

@@ -71,7 +71,7 @@ pub struct Report {
     pub counts: Counts,
     /// The findings, most severe first, then by subject.
     pub findings: Vec<Finding>,
-    /// What could not be checked, each a sentence.
+    /// Sentences about the parts that could not be checked.
     pub notes: Vec<String>,
 }
 

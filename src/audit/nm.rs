@@ -8,11 +8,12 @@
 //! exposes the hardware address only on a device that nothing else anonymizes: the caller says
 //! which devices macveil covers.
 //!
-//! The DHCP facts come from nm-settings-nmcli(5) of NetworkManager 1.42: `ipv4.dhcp-client-id`
-//! `mac` and `perm-mac` use the current and the permanent address, the internal DHCP client
-//! behaves as `mac` when the property is unset, and `duid` hashes `/etc/machine-id`;
-//! `ipv6.dhcp-duid` `ll` and `llt` use the current address, `llt` adds one timestamp kept for
-//! the whole machine, and the default `lease` falls back to a DUID-UUID from the machine id.
+//! The DHCP facts come from nm-settings-nmcli(5) of NetworkManager 1.42:
+//! - `ipv4.dhcp-client-id=mac` and `perm-mac` use the current and the permanent address. The
+//!   internal DHCP client behaves as `mac` when the property is unset, and `duid` hashes
+//!   `/etc/machine-id`.
+//! - `ipv6.dhcp-duid=ll` and `llt` use the current address, and `llt` adds one timestamp kept for
+//!   the whole machine. The default, `lease`, falls back to a DUID-UUID from the machine id.
 
 use super::{Finding, Severity};
 use crate::addr::MacAddr;
@@ -24,7 +25,7 @@ use crate::nm::resolve::{
 };
 use crate::nm::version::NmVersion;
 
-/// What the NetworkManager checks look at.
+/// The inputs of the NetworkManager checks.
 pub struct NmInputs<'a> {
     /// NetworkManager's merged configuration.
     pub config: &'a NmConfig,
@@ -55,7 +56,7 @@ pub fn check_networkmanager(inputs: &NmInputs<'_>) -> Vec<Finding> {
     findings
 }
 
-/// The subject of a profile finding: `profile 'NAME' on DEVICE`.
+/// Formats the subject of a profile finding: `profile 'NAME' on DEVICE`.
 fn subject(profile: &Profile, candidate: &Candidate) -> String {
     format!("profile '{}' on {}", profile.id, candidate_name(candidate))
 }

@@ -1,9 +1,9 @@
 //! `macveil check`: list everything on this machine that exposes, or will expose, the hardware
 //! identity, with the reason and the fix, and exit 1 when anything does.
 //!
-//! The links come from the kernel of the chosen network namespace; every file (NetworkManager's,
-//! systemd's, ifupdown's, wpa_supplicant's, macveil's own policy and the daemon's lock) is read
-//! below `--root`. This command changes no link and no file, except that it records the
+//! The links come from the kernel of the chosen network namespace. Every file is read below
+//! `--root`: NetworkManager's, systemd's, ifupdown's and wpa_supplicant's files, macveil's own
+//! policy and the daemon's lock. This command changes no link and no file, except that it records the
 //! reference address of links macveil manages that it sees for the first time, as
 //! `macveil show` does.
 
@@ -90,7 +90,7 @@ pub struct CheckArgs {
     pub nm_bindir: Option<PathBuf>,
 }
 
-/// One link with what the checks know about it.
+/// One link with the facts and the policy the checks use.
 struct Observed {
     link: Link,
     facts: LinkFacts,
@@ -228,8 +228,8 @@ fn load_macveil_config(root: &Path, file: Option<PathBuf>) -> Option<Config> {
     }
 }
 
-/// Builds the facts the policy is resolved from. In the caller's own namespace sysfs says
-/// whether a device backs the link; elsewhere a permanent address stands for one.
+/// Builds the facts the policy is resolved from. In the caller's own namespace sysfs shows
+/// whether a device backs the link. Elsewhere a permanent address stands for one.
 fn link_facts(link: &Link, own_namespace: bool) -> LinkFacts {
     let device = if own_namespace {
         config::sysfs::read_link(Path::new("/sys"), &link.name)
@@ -345,9 +345,9 @@ fn nm_view(
     Ok(Some((config, profiles, version)))
 }
 
-/// Returns whether NetworkManager replaces the address of the link: it manages the link, and
-/// the active profile, or when none is active every profile that can activate on it, gives
-/// an address other than the hardware one.
+/// Returns whether NetworkManager replaces the link's hardware address. It must manage the link,
+/// and the profile active on it must give another address. When no profile is active, every
+/// profile that can activate on the link must.
 fn nm_anonymizes(
     paths: &NmPaths,
     config: &NmConfig,
@@ -383,7 +383,8 @@ fn nm_anonymizes(
     !usable.is_empty() && usable.into_iter().all(anonymizes)
 }
 
-/// Whether colours go to stdout: a terminal, and `NO_COLOR` unset (no-color.org).
+/// Returns whether colours go to stdout: it is a terminal, and `NO_COLOR` is unset
+/// (no-color.org).
 fn use_colour() -> bool {
     io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }

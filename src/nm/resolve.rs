@@ -20,6 +20,7 @@ use super::version::{Feature, NmVersion};
 use crate::addr::MacAddr;
 use crate::config::{ClonedMac, LinkFacts, LinkKind, Origin, Source};
 use crate::generate::mask::Mask;
+use crate::generate::stable_id::DEFAULT_TEMPLATE;
 
 /// The origin of an effective value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,6 +230,19 @@ pub fn effective_mac(
                 ));
             }
         }
+    }
+
+    // NetworkManager 1.44 made "default${CONNECTION}" equal to an unset stable id; older
+    // versions expand it as a generated stable id (NEWS of 1.44).
+    if stable_id.as_deref() == Some(DEFAULT_TEMPLATE)
+        && version.is_some_and(|version| version < NmVersion::new(1, 44, 0))
+        && matches!(mode, ClonedMac::Stable)
+    {
+        notes.push(format!(
+            "NetworkManager {} expands connection.stable-id={DEFAULT_TEMPLATE} as a generated \
+             stable id, and macveil computes it as 1.44 and later do, like an unset one",
+            version.map(|v| v.to_string()).unwrap_or_default()
+        ));
     }
 
     let mask_key = if wifi {
@@ -618,6 +632,29 @@ mod tests {
         .unwrap();
         assert!(!mac.loadable);
         assert_eq!(mac.mode, ClonedMac::StableSsid);
+    }
+
+    #[test]
+    fn default_connection_template_warns_before_1_44() {
+        let config = nm("[connection]\nethernet.cloned-mac-address=stable\n");
+        let p = profile("ethernet", "stable-id=default${CONNECTION}\n");
+        let old = effective_mac(
+            &config,
+            &p,
+            &link(LinkKind::Ethernet),
+            Some(NmVersion::new(1, 42, 4)),
+        )
+        .unwrap();
+        assert_eq!(old.notes.len(), 1, "{:?}", old.notes);
+        assert!(old.notes[0].contains("generated"), "{}", old.notes[0]);
+        let new = effective_mac(
+            &config,
+            &p,
+            &link(LinkKind::Ethernet),
+            Some(NmVersion::new(1, 44, 0)),
+        )
+        .unwrap();
+        assert!(new.notes.is_empty(), "{:?}", new.notes);
     }
 
     #[test]
