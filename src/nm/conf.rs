@@ -42,7 +42,7 @@ pub enum Lookup {
     Found {
         /// The value.
         value: String,
-        /// Where it is set.
+        /// The place that sets it.
         origin: Origin,
     },
     /// A matching section without the key has `stop-match=yes`, so the built-in default
@@ -123,7 +123,7 @@ impl NmConfig {
         })
     }
 
-    /// The MAC policy NetworkManager's defaults give `link`: the `[connection*]` defaults of
+    /// Resolves the MAC policy NetworkManager's defaults give `link`: the `[connection*]` defaults of
     /// the cloned-mac-address, stable-id and mask keys and the `[device*]` scan keys. The
     /// `macveil.*` fields are those of macveil's built-in defaults, because NetworkManager's
     /// files do not set them.
@@ -170,8 +170,8 @@ impl NmConfig {
         &self.dhcp_plugin
     }
 
-    /// The files read, in NetworkManager's order; files that `[.config] enable=false` skips
-    /// are not listed.
+    /// Returns the files read, in NetworkManager's order. Files that `[.config] enable=false`
+    /// skips are not listed.
     pub fn files(&self) -> &[String] {
         &self.files
     }
@@ -182,7 +182,7 @@ impl NmConfig {
     }
 }
 
-/// The device properties `match-device=` compares, as [`Sections::policy_for`] builds them.
+/// Builds the device properties `match-device=` compares, as [`Sections::policy_for`] does.
 fn subject<'a>(link: &'a LinkFacts, dhcp_plugin: &'a str) -> MatchSubject<'a> {
     MatchSubject {
         interface_name: &link.name,
@@ -194,7 +194,7 @@ fn subject<'a>(link: &'a LinkFacts, dhcp_plugin: &'a str) -> MatchSubject<'a> {
     }
 }
 
-/// The origin of `stop-match=yes` in `group`, when it is set.
+/// Returns the origin of `stop-match=yes` in `group`, when it is set.
 fn stop_match(group: &MergedGroup) -> Option<Origin> {
     let entry = group.entry("stop-match")?;
     match keyfile::parse_bool(&entry.value) {
@@ -207,7 +207,8 @@ fn stop_match(group: &MergedGroup) -> Option<Origin> {
     }
 }
 
-/// Whether `group` applies to the subject: it has no `match-device=`, or its list matches.
+/// Returns whether `group` applies to the subject: it has no `match-device=`, or its list
+/// matches.
 fn group_matches(group: &MergedGroup, subject: &MatchSubject<'_>) -> bool {
     match group.entry(MATCH_DEVICE) {
         Some(entry) => MatchList::parse(&entry.value).matches(subject),

@@ -1,4 +1,4 @@
-//! What NetworkManager records about the devices it knows: one key file per device in
+//! NetworkManager's records of the devices it has seen: one key file per device in
 //! `/run/NetworkManager/devices/IFINDEX`, written by `nm_config_device_state_write()` in
 //! NetworkManager's `src/core/nm-config.c`. Group `[device]` holds `managed=` and, while a
 //! profile is active on the device, `connection-uuid=`.

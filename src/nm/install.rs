@@ -11,10 +11,10 @@
 //! (a hard link, or a copy where links fail), which NetworkManager does not read either. An
 //! identical file is left alone.
 //!
-//! The default policy uses the named sections `[device-macveil]` and `[connection-macveil]`:
+//! The default policy uses the named sections `[device-macveil]` and `[connection-macveil]`.
 //! NetworkManager ranks named sections above plain `[connection]` and `[device]` ones of any file,
-//! and a later file's named sections above an earlier one's, so only files sorting after
-//! `90-macveil.conf` can override it.
+//! and a later file's named sections above an earlier one's. Only files sorting after
+//! `90-macveil.conf` can therefore override it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -121,7 +121,7 @@ impl Policy {
     /// Checks policy text named `file` (for messages) and lists the features it uses.
     pub fn check(file: &str, text: &str) -> Result<Policy, PolicyError> {
         NmConfig::from_sources(&[SourceText::new(file, text)]).map_err(PolicyError::Invalid)?;
-        // The syntax is valid, so parsing again cannot fail.
+        // NmConfig::from_sources parsed the same text above, so this parse succeeds too.
         let parsed = KeyFile::parse(text.as_bytes()).map_err(|err| {
             PolicyError::Invalid(ConfigErrors(vec![crate::config::ConfigError::Syntax {
                 file: file.to_string(),
@@ -170,7 +170,7 @@ impl Policy {
         }
     }
 
-    /// The drop-in's content: the header, then the policy.
+    /// Returns the drop-in's content: the header, then the policy.
     pub fn content(&self) -> String {
         let mut content = String::from(HEADER);
         content.push('\n');
@@ -228,7 +228,7 @@ pub fn features_in(file: &str, parsed: &KeyFile) -> Vec<(Feature, String)> {
     features
 }
 
-/// What installing will do.
+/// The steps an installation takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// The drop-in's path.
@@ -237,7 +237,7 @@ pub struct Plan {
     pub content: String,
     /// Whether the file already has this content, so nothing is written.
     pub unchanged: bool,
-    /// Where the file it replaces is kept, when one exists with other content.
+    /// The backup path of the file it replaces, when one exists with other content.
     pub backup: Option<PathBuf>,
 }
 
@@ -262,7 +262,8 @@ pub fn plan(root: &Path, content: &str) -> io::Result<Plan> {
     })
 }
 
-/// A backup name that does not exist yet: `NAME.bak.SECONDS`, with `.N` added on a clash.
+/// Returns a backup name that does not exist yet: `NAME.bak.SECONDS`, with `.N` added on a
+/// clash.
 fn backup_path(target: &Path) -> PathBuf {
     let seconds = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -1,4 +1,4 @@
-//! NetworkManager as macveil sees it: its version and what that version supports
+//! NetworkManager as macveil reads it: its version and what that version supports
 //! ([`version`]), its configuration files ([`conf`]) and connection profiles ([`profile`]), the
 //! MAC and DHCP settings it applies to a profile on a device ([`resolve`]), the stable address it
 //! will pick ([`predict`]), its device records ([`device`]), installing macveil's policy as a
@@ -41,7 +41,7 @@ pub struct NmPaths {
 }
 
 impl NmPaths {
-    /// The paths below `root`. The boot id is the running kernel's when `root` is `/`, and
+    /// Returns the paths below `root`. The boot id is the running kernel's when `root` is `/`, and
     /// `root/proc/sys/kernel/random/boot_id` otherwise.
     pub fn under(root: &Path) -> NmPaths {
         let below = |absolute: &str| root.join(absolute.trim_start_matches('/'));

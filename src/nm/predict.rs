@@ -1,13 +1,15 @@
 //! The address NetworkManager gives a profile at its next activation on a device.
 //!
 //! For `stable` and `stable-ssid` this is the address of `_hw_addr_gen_stable_eth()` in
-//! NetworkManager: the stable id of the profile (its own `connection.stable-id`, else the
-//! matching `[connection*]` default, else its UUID; `${NETWORK_SSID}` for `stable-ssid`), the
-//! host id from NetworkManager's secret key and the machine id, and the interface name, hashed
-//! as [`crate::generate::stable`] does and finished with the effective
-//! `generate-mac-address-mask`. The other modes say what NetworkManager does instead:
-//! `random` cannot be predicted, `permanent` gives the hardware address, `preserve` keeps the
-//! address the device has, and a fixed address is that address.
+//! NetworkManager. Its inputs are the profile's stable id, the host id, and the interface name:
+//! - the stable id is the profile's own `connection.stable-id`, else the matching
+//!   `[connection*]` default, else its UUID, and `${NETWORK_SSID}` for `stable-ssid`;
+//! - the host id comes from NetworkManager's secret key and the machine id.
+//!
+//! They are hashed as [`crate::generate::stable`] does, and the effective
+//! `generate-mac-address-mask` finishes the address. The other modes say what NetworkManager
+//! does instead: `random` cannot be predicted, `permanent` gives the hardware address,
+//! `preserve` keeps the address the device has, and a fixed address is that address.
 //!
 //! NOTE: a mask without OUIs takes its masked bits from the address the device had when
 //! NetworkManager began to manage it. Callers pass the current address; that gives the same
@@ -42,7 +44,7 @@ pub struct HostInputs {
     pub boot_id: BootId,
 }
 
-/// Where the boot id comes from.
+/// The source of the boot id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BootId {
     /// This value, a UUID.
@@ -51,7 +53,7 @@ pub enum BootId {
     File(PathBuf),
 }
 
-/// What NetworkManager will do with the address.
+/// The address NetworkManager will apply, or what it does instead.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Prediction {
@@ -59,7 +61,7 @@ pub enum Prediction {
     Address {
         /// The address.
         address: MacAddr,
-        /// How it is made: "stable" (with the stable id type) or "fixed".
+        /// The way it is made: "stable" (with the stable id type) or "fixed".
         how: String,
     },
     /// One of these, because the mask lists several OUIs and NetworkManager picks one at random.
@@ -128,7 +130,7 @@ pub enum PredictError {
 
 /// Reads the machine id below `root` as NetworkManager does: `etc/machine-id`, or
 /// `var/lib/dbus/machine-id` when that file cannot be read. Returns `None` when the file read
-/// holds no valid, non-zero id.
+/// contains no valid, non-zero id.
 pub fn read_machine_id(root: &Path) -> Option<MachineId> {
     let primary = root.join(MACHINE_ID_PATH.trim_start_matches('/'));
     let fallback = root.join(DBUS_MACHINE_ID_PATH.trim_start_matches('/'));

@@ -205,7 +205,7 @@ fn report_overrides(
     }
 }
 
-/// Expected address of an activation, with the address it had before, for the comparison.
+/// An activation to check, with the address its device had before it.
 struct Pending {
     activation: Activation,
     before: Option<MacAddr>,

@@ -1,7 +1,7 @@
 //! `macveil nm status|install|predict`: NetworkManager's MAC privacy settings, as NetworkManager
 //! resolves them, installed as a drop-in and checked against the addresses it applies.
 //!
-//! This file holds the options and the helpers the subcommands share; each subcommand has a
+//! This file contains the options and the helpers the subcommands share. Each subcommand has a
 //! file of its own.
 
 mod install;
