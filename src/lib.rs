@@ -10,9 +10,11 @@ pub mod addr;
 pub mod audit;
 pub mod cli;
 pub mod daemon;
+pub mod encoding;
 pub mod generate;
 pub mod link;
 pub mod rng;
+pub mod secret_key;
 pub mod vendor;
 
 pub use addr::MacAddr;

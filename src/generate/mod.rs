@@ -2,10 +2,12 @@
 //! to a new address. None of them touches a link.
 //!
 //! Every generator takes the addresses the result must not equal, normally the link's current and
-//! permanent addresses, and retries a bounded number of times to avoid them.
+//! permanent addresses, and retries a bounded number of times to avoid them. The stable address is
+//! the exception: it depends only on its inputs and avoids no address (see [`stable`]).
 
 pub mod mask;
 pub mod stable;
+pub mod stable_id;
 
 use crate::addr::{MacAddr, MacPrefix};
 use crate::rng::{RandomError, RandomSource};
