@@ -2,3 +2,7 @@
 
 pub mod decide;
 pub mod notify;
+pub mod state;
+pub mod instance;
+pub mod nm;
+pub mod signals;
