@@ -9,6 +9,7 @@
 pub mod addr;
 pub mod audit;
 pub mod cli;
+pub mod config;
 pub mod daemon;
 pub mod encoding;
 pub mod generate;

@@ -128,8 +128,10 @@ pub(super) fn run(args: &GenArgs) -> anyhow::Result<Status> {
 
     let mut out = io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &generated).context("failed to write JSON")?;
-        writeln!(out)?;
+        // Serializing to a string first keeps a closed stdout an io::Error, which the caller
+        // treats as the end of output rather than a failure.
+        let json = serde_json::to_string_pretty(&generated).context("failed to encode JSON")?;
+        writeln!(out, "{json}")?;
     } else {
         for item in &generated {
             writeln!(out, "{}", item.address)?;

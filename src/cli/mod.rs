@@ -2,6 +2,7 @@
 //! subcommand. Each subcommand returns a [`Status`]; only this module decides what reaches the
 //! terminal as an error.
 
+mod config;
 mod generate;
 pub mod stable_args;
 mod vendor;
@@ -59,6 +60,9 @@ pub enum Command {
     #[command(name = "gen")]
     Gen(Box<generate::GenArgs>),
 
+    /// Check the configuration and show the policy each link gets.
+    Config(config::ConfigArgs),
+
     /// Look up the vendor of an address, or search the vendor registry by name.
     #[command(after_help = vendor::EXAMPLES)]
     Vendor(vendor::VendorArgs),
@@ -81,6 +85,7 @@ pub fn parse_args() -> Cli {
 pub fn run(cli: Cli) -> Status {
     let result = match cli.command {
         Command::Gen(args) => generate::run(&args),
+        Command::Config(args) => config::run(&args),
         Command::Vendor(args) => vendor::run(&args),
     };
     match result {

@@ -47,13 +47,13 @@ pub enum MaskError {
     },
 
     /// A word is not an address.
-    #[error("invalid word '{word}' in the address mask: {source}")]
+    #[error("invalid word '{word}' in the address mask: {reason}")]
     Word {
         /// The rejected word.
         word: String,
-        /// The parse error of the word.
-        #[source]
-        source: AddrError,
+        /// The parse error of the word, kept in the message rather than as a source so that
+        /// error chains do not print it twice.
+        reason: AddrError,
     },
 }
 
@@ -70,9 +70,9 @@ impl Mask {
                     word: word.to_string(),
                 });
             }
-            word.parse::<MacAddr>().map_err(|source| MaskError::Word {
+            word.parse::<MacAddr>().map_err(|reason| MaskError::Word {
                 word: word.to_string(),
-                source,
+                reason,
             })
         };
 

@@ -1,0 +1,348 @@
+//! `macveil config check`: validate the configuration and show the policy each link of the
+//! caller's network namespace gets.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::Status;
+use crate::config::{
+    self, Config, ConfigPaths, LinkFacts, LinkPolicy, LoadOptions, ManageReason, Origin, Setting,
+    Source,
+};
+use crate::generate::mask::Mask;
+
+pub(super) const EXAMPLES: &str = "\
+Examples:
+  macveil config check
+  macveil config check ./macveil.conf
+  macveil config check --nm-config --json";
+
+/// Options of `macveil config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// The configuration subcommand.
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+/// The configuration subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and print the policy of each link in /sys/class/net.
+    #[command(after_help = EXAMPLES)]
+    Check(CheckArgs),
+}
+
+/// Options of `macveil config check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Check this file instead of /etc/macveil/macveil.conf and /etc/macveil/conf.d/*.conf.
+    pub file: Option<PathBuf>,
+
+    /// Also read NetworkManager's configuration files, before macveil's own.
+    #[arg(long)]
+    pub nm_config: bool,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Read the configuration files under DIR instead of / (for example a mounted system
+    /// image).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Read links from this sysfs mount instead of /sys.
+    #[arg(long, value_name = "DIR", hide = true, default_value = "/sys")]
+    pub sysfs: PathBuf,
+}
+
+pub(super) fn run(args: &ConfigArgs) -> anyhow::Result<Status> {
+    match &args.command {
+        ConfigCommand::Check(check) => run_check(check),
+    }
+}
+
+fn run_check(args: &CheckArgs) -> anyhow::Result<Status> {
+    let paths = match &args.root {
+        Some(root) => ConfigPaths::under(root),
+        None => ConfigPaths::system(),
+    };
+    let options = LoadOptions {
+        file: args.file.clone(),
+        nm_config: args.nm_config,
+    };
+
+    let config = match Config::load(&paths, &options) {
+        Ok(config) => config,
+        Err(errors) => {
+            let mut err = io::stderr().lock();
+            for error in &errors.0 {
+                writeln!(err, "macveil: error: {error}")?;
+            }
+            writeln!(
+                err,
+                "macveil: the configuration is invalid ({} problem{}); the daemon would not start \
+                 with it, and a reload would keep the running policy",
+                errors.0.len(),
+                if errors.0.len() == 1 { "" } else { "s" }
+            )?;
+            if args.json {
+                let report = InvalidReport {
+                    valid: false,
+                    errors: errors.0.iter().map(ToString::to_string).collect(),
+                };
+                print_json(&report)?;
+            }
+            return Ok(Status::Error);
+        }
+    };
+
+    {
+        let mut err = io::stderr().lock();
+        for warning in config.warnings() {
+            writeln!(err, "macveil: warning: {warning}")?;
+        }
+    }
+
+    let links = config::sysfs::read_links(&args.sysfs).with_context(|| {
+        format!(
+            "failed to list the links in {}",
+            args.sysfs.join("class/net").display()
+        )
+    })?;
+    let policies: Vec<(LinkFacts, LinkPolicy)> = links
+        .into_iter()
+        .map(|link| {
+            let policy = config.policy_for(&link);
+            (link, policy)
+        })
+        .collect();
+
+    if args.json {
+        print_json(&report(&config, &policies))?;
+    } else {
+        print_text(&config, &policies)?;
+    }
+    Ok(Status::Success)
+}
+
+fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
+    // serde_json would wrap a write error in its own error type, which hides a closed stdout
+    // from the caller's broken-pipe check. Writing a finished string keeps it an io::Error.
+    let text = serde_json::to_string_pretty(value).context("failed to encode the report")?;
+    writeln!(io::stdout().lock(), "{text}")?;
+    Ok(())
+}
+
+/// One line of a link's policy: the key, its value as text and where it came from.
+struct Row {
+    key: &'static str,
+    value: String,
+    source: Source,
+}
+
+fn row<T>(key: &'static str, setting: &Setting<T>, show: impl Fn(&T) -> String) -> Row {
+    Row {
+        key,
+        value: show(&setting.value),
+        source: setting.source.clone(),
+    }
+}
+
+fn yes_no(value: &bool) -> String {
+    String::from(if *value { "yes" } else { "no" })
+}
+
+fn rows(policy: &LinkPolicy) -> Vec<Row> {
+    let show_mask = |mask: &Option<Mask>| match mask {
+        Some(mask) => mask.to_string(),
+        None => String::from("none"),
+    };
+
+    let mut rows = vec![
+        row(
+            policy.cloned_mac_address_key(),
+            &policy.cloned_mac_address,
+            ToString::to_string,
+        ),
+        row("connection.stable-id", &policy.stable_id, |id| match id {
+            Some(id) => id.clone(),
+            None => String::from("unset (the connection UUID)"),
+        }),
+        row(
+            policy.generate_mac_address_mask_key(),
+            &policy.generate_mac_address_mask,
+            show_mask,
+        ),
+    ];
+    if let Some(scan) = &policy.scan_rand_mac_address {
+        rows.push(row("wifi.scan-rand-mac-address", scan, yes_no));
+    }
+    if let Some(scan_mask) = &policy.scan_generate_mac_address_mask {
+        rows.push(row(
+            "wifi.scan-generate-mac-address-mask",
+            scan_mask,
+            show_mask,
+        ));
+    }
+    rows.push(row(
+        "macveil.on-failure",
+        &policy.on_failure,
+        ToString::to_string,
+    ));
+    rows.push(row(
+        "macveil.apply-to-running",
+        &policy.apply_to_running,
+        yes_no,
+    ));
+    rows.push(row(
+        "macveil.random-rotate",
+        &policy.random_rotate,
+        |period| match period {
+            Some(period) => format!("{} s", period.as_secs()),
+            None => String::from("0 (no rotation)"),
+        },
+    ));
+    rows
+}
+
+fn print_text(config: &Config, policies: &[(LinkFacts, LinkPolicy)]) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    if config.is_embedded_default() {
+        writeln!(
+            out,
+            "configuration: the embedded default (no configuration file exists)"
+        )?;
+    } else {
+        writeln!(out, "configuration: {}", config.files().join(", "))?;
+    }
+    writeln!(out, "the configuration is valid")?;
+
+    for (link, policy) in policies {
+        writeln!(out)?;
+        let driver = match &link.driver {
+            Some(driver) => format!("driver {driver}"),
+            None => String::from("no driver"),
+        };
+        let device = match &link.device {
+            Some(device) => match &device.subsystem {
+                Some(subsystem) => format!("device on {subsystem}"),
+                None => String::from("device"),
+            },
+            None => String::from("no device"),
+        };
+        writeln!(out, "{} ({}, {driver}, {device})", link.name, link.kind)?;
+        let managed = if policy.managed { "yes" } else { "no" };
+        writeln!(out, "  managed: {managed} ({})", policy.reason)?;
+        // A link without a hardware address has no policy worth showing.
+        if matches!(
+            policy.reason,
+            ManageReason::Loopback | ManageReason::NoHardwareAddress
+        ) {
+            continue;
+        }
+        let rows = rows(policy);
+        let key_width = rows.iter().map(|row| row.key.len()).max().unwrap_or(0);
+        let value_width = rows
+            .iter()
+            .map(|row| row.value.chars().count())
+            .max()
+            .unwrap_or(0);
+        for row in rows {
+            writeln!(
+                out,
+                "  {:<key_width$}  {:<value_width$}  {}",
+                row.key, row.value, row.source
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct InvalidReport {
+    valid: bool,
+    errors: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    valid: bool,
+    embedded_default: bool,
+    files: Vec<String>,
+    warnings: Vec<String>,
+    links: Vec<LinkReport>,
+}
+
+#[derive(Serialize)]
+struct LinkReport {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    driver: Option<String>,
+    device: bool,
+    subsystem: Option<String>,
+    managed: bool,
+    reason: String,
+    settings: Vec<SettingReport>,
+}
+
+#[derive(Serialize)]
+struct SettingReport {
+    key: &'static str,
+    value: String,
+    source: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    section: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<usize>,
+}
+
+fn report(config: &Config, policies: &[(LinkFacts, LinkPolicy)]) -> Report {
+    let links = policies
+        .iter()
+        .map(|(link, policy)| LinkReport {
+            name: link.name.clone(),
+            kind: link.kind.to_string(),
+            driver: link.driver.clone(),
+            device: link.device.is_some(),
+            subsystem: link
+                .device
+                .as_ref()
+                .and_then(|device| device.subsystem.clone()),
+            managed: policy.managed,
+            reason: policy.reason.to_string(),
+            settings: rows(policy).into_iter().map(setting_report).collect(),
+        })
+        .collect();
+    Report {
+        valid: true,
+        embedded_default: config.is_embedded_default(),
+        files: config.files().to_vec(),
+        warnings: config.warnings().iter().map(ToString::to_string).collect(),
+        links,
+    }
+}
+
+fn setting_report(row: Row) -> SettingReport {
+    let (source, origin): (&'static str, Option<&Origin>) = match &row.source {
+        Source::Default => ("default", None),
+        Source::Configured(origin) => ("configured", Some(origin)),
+        Source::StoppedAt(origin) => ("stop-match", Some(origin)),
+    };
+    SettingReport {
+        key: row.key,
+        value: row.value,
+        source,
+        section: origin.map(|origin| origin.section.clone()),
+        file: origin.map(|origin| origin.file.clone()),
+        line: origin.map(|origin| origin.line),
+    }
+}
