@@ -3,8 +3,13 @@
 //! terminal as an error.
 
 mod config;
+mod docs;
 mod generate;
+mod restore;
+mod set;
+mod show;
 pub mod stable_args;
+mod target;
 mod vendor;
 
 use std::io::{self, Write};
@@ -37,7 +42,15 @@ Exit codes:
 
 /// macveil keeps this machine's hardware (MAC) address off the networks it joins.
 #[derive(Debug, Parser)]
-#[command(name = "macveil", version, after_help = EXIT_CODES_HELP)]
+#[command(
+    name = "macveil",
+    version,
+    after_help = EXIT_CODES_HELP,
+    long_about = "macveil keeps this machine's hardware (MAC) address off the networks it joins.\n\n\
+                  It generates random, stable (NetworkManager-compatible), vendor-preserving and \
+                  vendor-like addresses, and checks what still exposes the hardware identity. \
+                  Logs never show a permanent address or the secret key unless asked."
+)]
 pub struct Cli {
     /// Log more detail to stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -63,9 +76,28 @@ pub enum Command {
     /// Check the configuration and show the policy each link gets.
     Config(config::ConfigArgs),
 
+    /// Write a shell completion script to stdout.
+    Completions(docs::CompletionsArgs),
+
+    /// Write the man page, macveil(1), to stdout.
+    Manpage,
+
     /// Look up the vendor of an address, or search the vendor registry by name.
     #[command(after_help = vendor::EXAMPLES)]
     Vendor(vendor::VendorArgs),
+
+    /// List interfaces with their current, permanent and reference addresses and whether each
+    /// one exposes its hardware address.
+    #[command(after_help = show::EXAMPLES)]
+    Show(show::ShowArgs),
+
+    /// Give interfaces new hardware addresses, read them back and report each one.
+    #[command(after_help = set::EXAMPLES)]
+    Set(Box<set::SetArgs>),
+
+    /// Put interfaces back on their permanent (or recorded) address.
+    #[command(after_help = restore::EXAMPLES)]
+    Restore(restore::RestoreArgs),
 }
 
 /// Parses the process arguments; `--version` also names the vendor registry's source.
@@ -75,8 +107,7 @@ pub fn parse_args() -> Cli {
         env!("CARGO_PKG_VERSION"),
         crate::vendor::Registry::load().source()
     );
-    // clap keeps version strings for the life of the program; leaking one string is harmless.
-    let command = Cli::command().long_version(&*long_version.leak());
+    let command = Cli::command().long_version(long_version);
     let matches = command.get_matches();
     Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
 }
@@ -87,6 +118,11 @@ pub fn run(cli: Cli) -> Status {
         Command::Gen(args) => generate::run(&args),
         Command::Config(args) => config::run(&args),
         Command::Vendor(args) => vendor::run(&args),
+        Command::Completions(args) => docs::run_completions(&args),
+        Command::Manpage => docs::run_manpage(),
+        Command::Show(args) => show::run(&args),
+        Command::Set(args) => set::run(&args),
+        Command::Restore(args) => restore::run(&args),
     };
     match result {
         Ok(status) => status,

@@ -249,10 +249,10 @@ impl BootMarker {
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StateError {
     let path = path.to_path_buf();
-    move |source| StateError::Io {
+    move |error| StateError::Io {
         action,
         path,
-        source,
+        error,
     }
 }
 

@@ -22,9 +22,9 @@ impl LinkMonitor {
     pub fn open(netns: &Netns) -> Result<LinkMonitor, LinkError> {
         let events = netns
             .run_inside(LinkEvents::open)?
-            .map_err(|source| LinkError::Socket {
+            .map_err(|error| LinkError::Socket {
                 operation: Operation::MonitorLinks,
-                source,
+                error,
             })?;
         Ok(LinkMonitor { events })
     }
