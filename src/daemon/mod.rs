@@ -7,6 +7,7 @@ pub mod facts;
 pub mod instance;
 pub mod nm;
 pub mod notify;
+pub mod restore;
 pub mod run;
 pub mod signals;
 pub mod state;
