@@ -3,6 +3,8 @@
 mod cycle;
 pub mod decide;
 pub mod engine;
+#[cfg(test)]
+mod engine_tests;
 pub mod facts;
 pub mod instance;
 pub mod nm;
