@@ -4,7 +4,7 @@
 //! test binds, as systemd would. Every daemon is killed by its process id when its guard drops,
 //! also when the test fails.
 //!
-//! Without root the tests skip and say so on stderr.
+//! Without root the tests skip, with a message on stderr.
 
 use std::fs;
 use std::io::Write;

@@ -36,7 +36,7 @@ use crate::link::state::{Baseline, ReferenceStore, References};
 use crate::link::{Link, LinkError, LinkEvent, LinkOps, Request};
 use crate::rng::RandomSource;
 
-/// How the engine behaves, fixed for its life.
+/// The engine's settings, fixed for its life.
 pub struct Settings {
     /// The state directory (references and link records).
     pub state_dir: PathBuf,
@@ -45,7 +45,7 @@ pub struct Settings {
     /// `--reveal`: log permanent and reference addresses in full.
     pub reveal: bool,
     /// This is the daemon's first start of the boot, so links found up are spared unless `now`
-    /// or `macveil.apply-to-running` says otherwise.
+    /// or `macveil.apply-to-running` requests otherwise.
     pub first_start: bool,
     /// Never cycle a link that is up: the udev helper only sets addresses of links that are
     /// down, and leaves running links to the daemon.
@@ -54,11 +54,11 @@ pub struct Settings {
     pub sysfs_net: Option<PathBuf>,
     /// NetworkManager's device state files, when the links are in the caller's namespace.
     pub nm_devices: Option<DeviceStates>,
-    /// Which program writes the link records.
+    /// The program that writes the link records.
     pub writer: Writer,
 }
 
-/// What one pass did, counted over its links.
+/// The outcome of one pass, counted over its links.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
     /// Links looked at.
@@ -83,7 +83,7 @@ impl Summary {
     }
 }
 
-/// What the engine remembers about one link between passes.
+/// The engine's memory of one link between passes.
 #[derive(Debug, Default)]
 struct Known {
     name: String,
@@ -146,7 +146,7 @@ impl Engine {
         }
     }
 
-    /// The namespace key the records use.
+    /// Returns the namespace key the records use.
     pub fn netns(&self) -> &str {
         &self.netns
     }
@@ -281,7 +281,7 @@ impl Engine {
         self.whole_pass(ops, Trigger::Changed)
     }
 
-    /// The earliest `macveil.random-rotate` deadline, if any link has one.
+    /// Returns the earliest `macveil.random-rotate` deadline, if any link has one.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.known
             .values()
@@ -389,7 +389,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs one pass over `work` and forgets the `removed` links.
+    /// Runs one pass over `work` and drops the records of the `removed` links.
     fn process(
         &mut self,
         ops: &mut dyn LinkOps,
@@ -862,7 +862,7 @@ impl Engine {
     }
 
     /// Keeps the record of a link left down after repeated write-backs while it stays down, even
-    /// when it gets its address in the meantime, so that the record still says why it is down.
+    /// when it gets its address in the meantime, so that the record still explains why it is down.
     fn keep_given_up(&mut self, item: &Item, report: Option<&LinkReport>, record: &mut LinkRecord) {
         let Some(known) = self.known.get_mut(&item.link.index) else {
             return;
@@ -923,7 +923,7 @@ impl Engine {
     }
 }
 
-/// The stronger of two triggers for the same link within one batch.
+/// Returns the stronger of two triggers for the same link within one batch.
 fn stronger(first: Trigger, second: Trigger) -> Trigger {
     let rank = |trigger: Trigger| match trigger {
         Trigger::Appeared => 4,
@@ -946,7 +946,7 @@ fn failure_mode(policy: &LinkPolicy) -> AfterFailure {
     }
 }
 
-/// Where the link's cloned-mac-address came from, or why the link is not managed.
+/// Returns the origin of the link's cloned-mac-address, or why the link is not managed.
 fn origin_of(policy: &LinkPolicy) -> String {
     if !policy.managed {
         return policy.reason.to_string();
@@ -957,7 +957,7 @@ fn origin_of(policy: &LinkPolicy) -> String {
     }
 }
 
-/// Whether two records say the same thing, ignoring when they were written.
+/// Returns whether two records have the same content, ignoring when they were written.
 fn same_outcome(old: &LinkRecord, new: &LinkRecord) -> bool {
     let mut old = old.clone();
     old.time = new.time;

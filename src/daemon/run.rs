@@ -31,12 +31,12 @@ use crate::generate::stable_id::{self, BOOT_ID_PATH};
 use crate::link::{LinkError, LinkEvent, LinkHandle, LinkMonitor, LinkOps, Netns};
 use crate::rng::OsRandom;
 
-/// What the daemon is started with.
+/// The daemon's start-up options.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Which configuration files to read.
+    /// The selection of configuration files.
     pub load: LoadOptions,
-    /// Where the configuration files are.
+    /// The locations of the configuration files.
     pub config_paths: ConfigPaths,
     /// `--now`: change links that are up even at the first start of a boot.
     pub now: bool,
@@ -54,7 +54,7 @@ pub struct Options {
     pub nm_devices_dir: PathBuf,
 }
 
-/// Why the daemon could not start or had to stop.
+/// A reason the daemon could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     /// The configuration is invalid; nothing was changed.
@@ -81,7 +81,7 @@ pub enum DaemonError {
 }
 
 impl DaemonError {
-    /// Whether the daemon stopped before it changed anything (exit code 2).
+    /// Returns whether the daemon stopped before it changed anything (exit code 2).
     pub fn before_any_change(&self) -> bool {
         matches!(
             self,
@@ -240,7 +240,7 @@ fn event_loop(
             report(engine.rotate_due(ops, Instant::now()), &mut resync);
         }
 
-        // A full pass can itself be overrun while thousands of links change; it is retried a
+        // A full pass can itself be overrun while thousands of links change. It is retried a
         // few times, and after that the next notification starts another.
         for _ in 0..RESYNC_ATTEMPTS {
             if !resync {

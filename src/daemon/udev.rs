@@ -6,7 +6,7 @@
 //!
 //! udev facts this relies on (systemd 252, `src/udev/udev-rules.c` and `udev-event.c`):
 //! - `IMPORT{program}` runs while the rules are applied, before udev writes the link's
-//!   database entry; `RUN` programs run only after it, when a manager may already have raised
+//!   database entry. `RUN` programs run only after it, when a manager may already have raised
 //!   the link.
 //! - The rename chosen by `NAME=` (from `80-net-setup-link.rules`) happens after the rules, so
 //!   the kernel still shows the old name here. The rule passes the final name (`$name`), and the
@@ -40,7 +40,7 @@ pub const TIME_LIMIT_SECS: u32 = 10;
 /// anonymize.
 pub const MANAGED_BY_HELD: &str = "io.macveil.held-down";
 
-/// What the alarm prints when the helper runs out of time.
+/// The alarm's output when the helper runs out of time.
 const TIMEOUT_OUTPUT: &str =
     "MACVEIL_STATE=timeout\nNM_UNMANAGED=1\nID_NET_MANAGED_BY=io.macveil.held-down\n";
 
@@ -68,7 +68,7 @@ impl UdevOutput {
         }
     }
 
-    /// The text to print: one `KEY=value` line per property.
+    /// Returns the text to print: one `KEY=value` line per property.
     pub fn render(&self) -> String {
         let mut text = String::new();
         for (key, value) in &self.properties {
