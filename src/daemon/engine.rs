@@ -27,6 +27,7 @@ use super::decide::{
 };
 use super::facts;
 use super::nm::DeviceStates;
+use super::scoped::Scoped;
 use super::state::{LinkRecord, LinkStatus, RecordStore, RecordUpdate, Writer, now_seconds};
 use super::target::{self, Keys, Plan, Shared};
 use crate::addr::MacAddr;
@@ -35,6 +36,11 @@ use crate::link::apply::{self, AfterFailure, ApplyOptions, Change, LinkReport, O
 use crate::link::state::{Baseline, ReferenceStore, References};
 use crate::link::{Link, LinkError, LinkEvent, LinkOps, Request};
 use crate::rng::RandomSource;
+
+/// The largest number of changes that [`apply`] reads link by link rather than with one dump.
+/// The limit is an estimate: one read per link is cheaper than a dump of every link while the
+/// pass is much smaller than the host's link count.
+const SCOPED_PASS_MAX: usize = 16;
 
 /// The engine's settings, fixed for its life.
 pub struct Settings {
@@ -117,6 +123,8 @@ pub struct Engine {
     keys: Keys,
     boot_id: Result<String, String>,
     references: ReferenceStore,
+    /// The references as last read or recorded.
+    references_cache: Option<References>,
     records: RecordStore,
     netns: String,
     known: HashMap<u32, Known>,
@@ -135,6 +143,7 @@ impl Engine {
     ) -> Engine {
         Engine {
             references: ReferenceStore::new(&settings.state_dir),
+            references_cache: None,
             records: RecordStore::new(&settings.state_dir),
             netns: ops.netns_key().to_string(),
             settings,
@@ -385,7 +394,7 @@ impl Engine {
             }
         }
         let entries: Vec<&Link> = carried.iter().collect();
-        self.references.record(ops.netns_key(), &entries)?;
+        self.references_cache = Some(self.references.record(ops.netns_key(), &entries)?);
         Ok(())
     }
 
@@ -432,7 +441,12 @@ impl Engine {
     /// Loads the references and records one for each managed link that has neither a permanent
     /// address nor a reference yet.
     fn references_for(&mut self, work: &[(Link, Trigger)]) -> Result<References, LinkError> {
-        let references = self.references.load()?;
+        // Entries are never replaced, so the copy from the last read stays true. A link missing
+        // from it makes `record` read the file again, with any entry the udev helper added.
+        let references = match self.references_cache.take() {
+            Some(references) => references,
+            None => self.references.load()?,
+        };
         let mut missing = Vec::new();
         for (link, _) in work {
             if link.permanent.is_some()
@@ -447,10 +461,13 @@ impl Engine {
                 missing.push(link);
             }
         }
-        if missing.is_empty() {
-            return Ok(references);
-        }
-        Ok(self.references.record(&self.netns, &missing)?)
+        let references = if missing.is_empty() {
+            references
+        } else {
+            self.references.record(&self.netns, &missing)?
+        };
+        self.references_cache = Some(references.clone());
+        Ok(references)
     }
 
     fn decide_all(&mut self, work: Vec<(Link, Trigger)>, references: &References) -> Vec<Item> {
@@ -579,8 +596,16 @@ impl Engine {
                 cycle: true,
                 after_failure,
             };
-            let mut forced = ForcedCycle::new(ops, cycled);
-            for report in apply::apply(&mut forced, &self.references, &changes, &options)? {
+            let results = if changes.len() <= SCOPED_PASS_MAX {
+                let indexes = changes.iter().map(|change| change.index).collect();
+                let mut scoped = Scoped::new(ops, indexes);
+                let mut forced = ForcedCycle::new(&mut scoped, cycled);
+                apply::apply(&mut forced, &self.references, &changes, &options)?
+            } else {
+                let mut forced = ForcedCycle::new(ops, cycled);
+                apply::apply(&mut forced, &self.references, &changes, &options)?
+            };
+            for report in results {
                 reports.insert(report.index, report);
             }
         }
