@@ -100,6 +100,10 @@ struct Known {
     history: UndoHistory,
     /// Left down after repeated write-backs, and down since.
     given_up: bool,
+    /// Its change failed with `macveil.on-failure=warn`. It is not retried on the link's own
+    /// changes, which include the cycle of the failed attempt, until it reappears or the
+    /// configuration is reloaded or the system resumes.
+    warned: bool,
     /// When a `random` link with `macveil.random-rotate` gets its next address.
     rotate_at: Option<Instant>,
     /// The last record written, to skip writing the same outcome again.
@@ -269,6 +273,7 @@ impl Engine {
 
     /// Checks every link after a resume from suspend: `random` links get a new address.
     pub fn resume(&mut self, ops: &mut dyn LinkOps) -> Result<Summary, LinkError> {
+        self.clear_warnings();
         self.whole_pass(ops, Trigger::Resumed)
     }
 
@@ -277,6 +282,7 @@ impl Engine {
     pub fn reload(&mut self, ops: &mut dyn LinkOps, config: Config) -> Result<Summary, LinkError> {
         self.config = config;
         self.keys.forget();
+        self.clear_warnings();
         self.whole_pass(ops, Trigger::Changed)
     }
 
@@ -287,6 +293,7 @@ impl Engine {
             return Ok(Summary::default());
         }
         self.keys.forget();
+        self.clear_warnings();
         self.whole_pass(ops, Trigger::Changed)
     }
 
@@ -321,6 +328,13 @@ impl Engine {
             }
         }
         self.process(ops, work, Vec::new())
+    }
+
+    /// Lets links whose change failed with `macveil.on-failure=warn` be tried again.
+    fn clear_warnings(&mut self) {
+        for known in self.known.values_mut() {
+            known.warned = false;
+        }
     }
 
     fn whole_pass(
@@ -509,7 +523,14 @@ impl Engine {
                     .is_some_and(|states| states.is_managed(link.index)),
             };
 
+            if trigger == Trigger::Appeared {
+                known.warned = false;
+            }
+            let retry_suppressed = known.warned
+                && policy.on_failure.value == OnFailure::Warn
+                && matches!(trigger, Trigger::Changed | Trigger::WentDown);
             let action = match (link.address, plan.intent) {
+                _ if retry_suppressed => Action::None,
                 // A link without a 6-byte address has nothing to hide or set.
                 (None, _) => Action::None,
                 (Some(current), intent) => {
@@ -613,6 +634,7 @@ impl Engine {
         let down: Vec<Request> = items
             .iter()
             .filter(|item| matches!(item.action, Action::GiveUp | Action::HoldDown))
+            .filter(|item| failure_mode(&item.policy) == AfterFailure::StayDown)
             .map(|item| Request::SetAdminState {
                 index: item.link.index,
                 up: false,
@@ -685,6 +707,7 @@ impl Engine {
         };
         let hidden = item.baseline.address();
         let exposed = hidden.is_some() && hidden == item.link.address;
+        let stays_down = failure_mode(&item.policy) == AfterFailure::StayDown;
 
         match (item.action, report) {
             (Action::SetWhileDown(_) | Action::Cycle(_), Some(report)) => {
@@ -721,40 +744,88 @@ impl Engine {
                 summary.exposed += 1;
             }
             (Action::GiveUp, _) => {
-                record.status = LinkStatus::HeldDown;
-                record.address = None;
+                let consequence = if stays_down {
+                    "the link stays down"
+                } else {
+                    "macveil stops undoing it until the configuration is reloaded \
+                     (macveil.on-failure=warn)"
+                };
                 let detail = format!(
                     "its hardware address was written back more than {MAX_UNDO_PER_MINUTE} times \
-                     within a minute, so another program keeps setting it; the link stays down. \
-                     If NetworkManager manages it, set {}=preserve in its profile or run \
-                     'macveil nm install'; otherwise stop the program that sets the address, then \
-                     bring the link up",
+                     within a minute, so another program keeps setting it; {consequence}. If \
+                     NetworkManager manages it, set {}=preserve in its profile or run 'macveil nm \
+                     install'; otherwise stop the program that sets the address, then bring the \
+                     link up",
                     item.policy.cloned_mac_address_key()
                 );
-                log::error!("{name}: {detail}");
-                record.detail = Some(detail);
-                summary.held_down += 1;
+                self.conclude_refusal(item, detail, &mut record, &mut summary);
             }
             (Action::HoldDown, _) => {
-                record.status = LinkStatus::HeldDown;
-                record.address = None;
                 let reason = item.plan.blocked.clone().unwrap_or_default();
+                let consequence = if stays_down {
+                    "the link stays down until it can"
+                } else {
+                    "the link keeps its address (macveil.on-failure=warn)"
+                };
                 let detail = format!(
-                    "its {} address cannot be derived ({reason}); the link stays down until it can",
+                    "its {} address cannot be derived ({reason}); {consequence}",
                     item.plan.label
                 );
-                log::error!("{name}: {detail}");
-                record.detail = Some(detail);
-                summary.held_down += 1;
+                self.conclude_refusal(item, detail, &mut record, &mut summary);
+            }
+            (Action::None, _) if exposed && self.is_warned(item.link.index) => {
+                // A failed change under on-failure=warn that is not retried yet.
+                let previous = self
+                    .known
+                    .get(&item.link.index)
+                    .and_then(|known| known.record.clone());
+                if let Some(previous) = previous {
+                    record.detail = previous.detail;
+                }
+                record.status = LinkStatus::Failed;
+                record.address = None;
+                summary.failed += 1;
             }
             (Action::None, _) => {
                 self.conclude_unchanged(item, exposed, &mut record, &mut summary);
             }
         }
 
+        if record.status == LinkStatus::Failed && !stays_down {
+            if let Some(known) = self.known.get_mut(&item.link.index) {
+                known.warned = true;
+            }
+        }
         self.keep_given_up(item, report, &mut record);
         self.schedule_rotation(item, &record);
         (record, summary)
+    }
+
+    /// Records and logs a link the engine takes down (or, with `macveil.on-failure=warn`, only
+    /// warns about) without changing its address.
+    fn conclude_refusal(
+        &self,
+        item: &Item,
+        detail: String,
+        record: &mut LinkRecord,
+        summary: &mut Summary,
+    ) {
+        let name = &item.link.name;
+        record.address = None;
+        if failure_mode(&item.policy) == AfterFailure::StayDown {
+            record.status = LinkStatus::HeldDown;
+            summary.held_down += 1;
+            if self.known_record_status(item.link.index) != Some(LinkStatus::HeldDown) {
+                log::error!("{name}: {detail}");
+            }
+        } else {
+            record.status = LinkStatus::Failed;
+            summary.failed += 1;
+            if self.known_record_status(item.link.index) != Some(LinkStatus::Failed) {
+                log::warn!("{name}: {detail}");
+            }
+        }
+        record.detail = Some(detail);
     }
 
     fn conclude_change(
@@ -929,6 +1000,10 @@ impl Engine {
             }
             _ => known.rotate_at = None,
         }
+    }
+
+    fn is_warned(&self, index: u32) -> bool {
+        self.known.get(&index).is_some_and(|known| known.warned)
     }
 
     fn known_record_status(&self, index: u32) -> Option<LinkStatus> {

@@ -9,6 +9,10 @@
 //!
 //! The files describe NetworkManager's own namespace, so they are consulted only for links of
 //! the namespace the daemon runs in.
+//!
+//! NOTE: the files do not say which `cloned-mac-address` the active profile uses, so a link
+//! NetworkManager manages with `preserve` counts as managed with a policy of its own too, and
+//! its `random` address is not rotated when it goes down.
 
 use std::fs;
 use std::path::{Path, PathBuf};
