@@ -731,6 +731,24 @@ fn invalid_configuration_refuses_to_start() {
 }
 
 #[test]
+fn missing_namespace_exits_with_two() {
+    let Some(lab) = Lab::new("missing_namespace_exits_with_two") else {
+        return;
+    };
+    lab.write_config(STABLE_PER_BOOT);
+    let output = Command::new(MACVEIL)
+        .args(["daemon", "--netns", "macveil-no-such-namespace", "--state-dir"])
+        .arg(lab.state_dir())
+        .arg("--config")
+        .arg(lab.path("macveil.conf"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("ip netns list"), "{stderr}");
+}
+
+#[test]
 fn reload_with_bad_configuration_keeps_policy() {
     let Some(lab) = Lab::new("reload_with_bad_configuration_keeps_policy") else {
         return;

@@ -71,6 +71,10 @@ pub enum DaemonError {
     #[error("cannot set up signal handling: {0}")]
     Signals(std::io::Error),
 
+    /// The namespace or its netlink sockets could not be opened; nothing was changed.
+    #[error("{0}")]
+    Open(LinkError),
+
     /// The kernel could not be reached, or the state directory could not be written.
     #[error(transparent)]
     Link(#[from] LinkError),
@@ -85,7 +89,10 @@ impl DaemonError {
     pub fn before_any_change(&self) -> bool {
         matches!(
             self,
-            DaemonError::Config(_) | DaemonError::Instance(_) | DaemonError::Signals(_)
+            DaemonError::Config(_)
+                | DaemonError::Instance(_)
+                | DaemonError::Signals(_)
+                | DaemonError::Open(_)
         )
     }
 }
@@ -116,9 +123,9 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
     let marker_boot = boot_id.clone().unwrap_or_default();
     let first_start = BootMarker::is_first_start(&options.state_dir, &marker_boot);
 
-    let mut monitor = LinkMonitor::open(&options.netns)?;
-    let mut ops = LinkHandle::open(&options.netns)?;
-    let own_namespace = options.netns.is_callers()?;
+    let mut monitor = LinkMonitor::open(&options.netns).map_err(DaemonError::Open)?;
+    let mut ops = LinkHandle::open(&options.netns).map_err(DaemonError::Open)?;
+    let own_namespace = options.netns.is_callers().map_err(DaemonError::Open)?;
     let settings = Settings {
         state_dir: options.state_dir.clone(),
         now: options.now,
