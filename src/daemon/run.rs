@@ -48,7 +48,8 @@ pub struct Options {
     pub netns: Netns,
     /// The secret key.
     pub key_path: PathBuf,
-    /// The boot id, when given (`--boot-id`); otherwise the kernel's is read.
+    /// The boot id as a lower-case UUID, when given (`--boot-id`); otherwise the kernel's is
+    /// read.
     pub boot_id: Option<String>,
     /// NetworkManager's device state files.
     pub nm_devices_dir: PathBuf,
@@ -97,6 +98,30 @@ impl DaemonError {
     }
 }
 
+/// Turns a `--boot-id` value into the form the kernel's boot id file has and `${BOOT}` hashes:
+/// a lower-case UUID with dashes. systemd's `%b` specifier gives the same id as 32 hexadecimal
+/// digits without dashes, and both forms are accepted.
+pub fn normalize_boot_id(text: &str) -> Result<String, String> {
+    if let Some(uuid) = stable_id::canonical_uuid(text) {
+        return Ok(uuid);
+    }
+    if text.len() == 32 && text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        let hex = text.to_ascii_lowercase();
+        return Ok(format!(
+            "{}-{}-{}-{}-{}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..32]
+        ));
+    }
+    Err(format!(
+        "invalid boot id '{text}': expected a UUID such as \
+         1c62b2ad-f2e6-4911-9c85-22dace9dada6, or the same 32 hexadecimal digits without dashes"
+    ))
+}
+
 /// Loads the configuration and logs its warnings.
 fn load_config(options: &Options) -> Result<Config, ConfigErrors> {
     let config = Config::load(&options.config_paths, &options.load)?;
@@ -113,7 +138,7 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
     let _lock = InstanceLock::acquire(&options.state_dir)?;
 
     let boot_id = match &options.boot_id {
-        Some(id) => Ok(stable_id::canonical_uuid(id).unwrap_or_else(|| id.clone())),
+        Some(id) => Ok(id.clone()),
         None => stable_id::read_boot_id(std::path::Path::new(BOOT_ID_PATH))
             .map_err(|err| err.to_string()),
     };
@@ -300,4 +325,21 @@ fn reload(options: &Options, engine: &mut Engine, ops: &mut dyn LinkOps) {
         ),
     }
     let _ = notify("READY=1");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_id_accepts_both_forms() {
+        let dashed = "1c62b2ad-f2e6-4911-9c85-22dace9dada6";
+        assert_eq!(normalize_boot_id(dashed).unwrap(), dashed);
+        assert_eq!(
+            normalize_boot_id("1C62B2ADF2E649119C8522DACE9DADA6").unwrap(),
+            dashed
+        );
+        let err = normalize_boot_id("not-a-boot-id").unwrap_err();
+        assert!(err.contains("not-a-boot-id"), "{err}");
+    }
 }

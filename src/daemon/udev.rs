@@ -14,7 +14,7 @@
 //! - Output lines `KEY=value` become udev properties only when the program exits with 0, so this
 //!   helper exits with 0 and reports failures in `MACVEIL_STATE`.
 //!
-//! Failing closed: when the address cannot be set, the link is down, and the helper asks both
+//! Failing closed: when the address cannot be set, the link is down, and the helper tells both
 //! managers to leave it alone: `NM_UNMANAGED=1` for NetworkManager, and `ID_NET_MANAGED_BY` for
 //! systemd-networkd (honoured since systemd 255). The daemon, if it runs, also takes the link
 //! down whenever it comes up with the address it must hide. The same happens when the helper
@@ -130,7 +130,7 @@ pub fn apply_new_link(options: &Options, ifindex: u32, name: &str) -> UdevOutput
     link.name = name.to_string();
 
     let boot_id = match &options.boot_id {
-        Some(id) => Ok(stable_id::canonical_uuid(id).unwrap_or_else(|| id.clone())),
+        Some(id) => Ok(id.clone()),
         None => stable_id::read_boot_id(std::path::Path::new(BOOT_ID_PATH))
             .map_err(|err| err.to_string()),
     };

@@ -849,7 +849,7 @@ const RTNLGRP_LINK: u32 = 1;
 /// `RTM_DELLINK`.
 const RTM_DELLINK: u16 = 17;
 
-/// The receive buffer the notification socket asks for with `SO_RCVBUFFORCE`, which ignores
+/// The receive buffer the notification socket requests with `SO_RCVBUFFORCE`, which ignores
 /// `net.core.rmem_max` for a caller with CAP_NET_ADMIN. A link notification takes about 2 KiB
 /// of buffer, so 8 MiB holds a burst of a few thousand before the kernel drops any (ENOBUFS).
 const NOTIFICATION_BUFFER_BYTES: libc::c_int = 8 << 20;
