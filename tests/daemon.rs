@@ -737,7 +737,12 @@ fn missing_namespace_exits_with_two() {
     };
     lab.write_config(STABLE_PER_BOOT);
     let output = Command::new(MACVEIL)
-        .args(["daemon", "--netns", "macveil-no-such-namespace", "--state-dir"])
+        .args([
+            "daemon",
+            "--netns",
+            "macveil-no-such-namespace",
+            "--state-dir",
+        ])
         .arg(lab.state_dir())
         .arg("--config")
         .arg(lab.path("macveil.conf"))
