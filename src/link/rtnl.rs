@@ -397,7 +397,12 @@ impl Rtnl {
             let aligned = message.buffer_len().next_multiple_of(4);
             datagram.resize(start + aligned, 0);
             message.serialize(&mut datagram[start..start + message.buffer_len()]);
-            log::trace!("netlink send seq {}: {:?}", self.sequence, payload);
+            // Only the message type: a payload can carry a permanent address.
+            log::trace!(
+                "netlink send seq {}: type {}",
+                self.sequence,
+                payload.message_type()
+            );
         }
 
         let operation = messages
