@@ -117,6 +117,14 @@ pub(super) fn run_install(args: &InstallArgs) -> anyhow::Result<Status> {
     if !layout.is_system_root() {
         return Ok(Status::Success);
     }
+    // sd_booted(3): systemd is the service manager only when this folder exists.
+    if !Path::new("/run/systemd/system").is_dir() {
+        println!(
+            "systemd is not running, so the service was not enabled; start the daemon with \
+             'macveil daemon' from your init system"
+        );
+        return Ok(Status::Success);
+    }
     system("systemctl", &["daemon-reload"])?;
     system("udevadm", &["control", "--reload"])?;
     system("systemctl", &["enable", "macveil.service"])?;
