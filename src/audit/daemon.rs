@@ -15,7 +15,8 @@ use std::path::Path;
 
 use super::{Finding, Severity};
 
-/// The daemon's lock file, relative to the root. It must stay the path the daemon locks.
+/// The daemon's lock file, relative to the root: `daemon.lock` in the default state folder, as
+/// `src/daemon/instance.rs` takes it.
 pub const DAEMON_LOCK: &str = "run/macveil/daemon.lock";
 
 /// Whether the daemon runs.
@@ -121,8 +122,9 @@ pub fn check_daemon(state: &DaemonState, links: &[Coverage]) -> Vec<Finding> {
                  replug too",
             ),
             fix: String::from(
-                "start the daemon ('systemctl enable --now macveil'), or, where NetworkManager \
-                 manages the link, run 'macveil nm install'",
+                "start the daemon ('systemctl enable --now macveil', or 'macveil install' where \
+                 it is not installed yet); where NetworkManager manages the link, \
+                 'macveil nm install' is enough",
             ),
         })
         .collect()

@@ -16,6 +16,7 @@ pub mod apply;
 pub mod error;
 mod ioctl;
 pub mod ipv6;
+mod monitor;
 pub mod netns;
 mod ops;
 mod rtnl;
@@ -35,9 +36,10 @@ use serde::Serialize;
 use crate::addr::MacAddr;
 
 pub use error::{Errno, LinkError, Operation};
+pub use monitor::LinkMonitor;
 pub use netns::Netns;
 pub use ops::{LinkHandle, LinkOps};
-pub use rtnl::{Request, Route};
+pub use rtnl::{LinkEvent, Request, Route};
 
 /// `ARPHRD_ETHER`: the link-layer type of Ethernet, Wi-Fi and most virtual links.
 pub const ARPHRD_ETHER: u16 = 1;
