@@ -223,10 +223,10 @@ fn not_found_hint(path: &Path) -> String {
 /// Formats the command that creates a key at `path`, quoted for an error message.
 fn create_command(path: &Path) -> String {
     if path == Path::new(MACVEIL_KEY_PATH) {
-        "'macveil gen --stable --create-secret-key'".to_string()
+        "'macveil gen --stable --create-secret-key --ifname IFACE'".to_string()
     } else {
         format!(
-            "'macveil gen --stable --create-secret-key --secret-key {}'",
+            "'macveil gen --stable --create-secret-key --ifname IFACE --secret-key {}'",
             path.display()
         )
     }

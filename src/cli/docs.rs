@@ -52,23 +52,45 @@ pub fn render_manpage() -> io::Result<Vec<u8>> {
 
     writeln!(page, ".SH COMMANDS")?;
     for sub in command.get_subcommands().filter(|sub| !sub.is_hide_set()) {
-        writeln!(page, ".SS \"macveil {}\"", sub.get_name())?;
-        if let Some(about) = sub.get_about() {
-            writeln!(page, "{}", escape_roff(&about.to_string()))?;
-        }
-        let sub_man =
-            clap_mangen::Man::new(sub.clone().name(format!("macveil {}", sub.get_name())));
-        sub_man.render_synopsis_section(&mut page)?;
-        sub_man.render_options_section(&mut page)?;
-        if let Some(after) = sub.get_after_help() {
-            writeln!(page, ".PP\n.nf\n{}\n.fi", escape_roff(&after.to_string()))?;
-        }
+        render_subcommand(&mut page, sub, "macveil")?;
     }
 
     writeln!(page, ".SH \"EXIT STATUS\"")?;
     writeln!(page, ".nf\n{}\n.fi", escape_roff(super::EXIT_CODES_HELP))?;
     man.render_version_section(&mut page)?;
     Ok(page)
+}
+
+/// Renders one subcommand as a subsection (usage, description, options, examples), then its
+/// own visible subcommands, such as `config check`, the same way.
+fn render_subcommand(page: &mut Vec<u8>, sub: &clap::Command, parent: &str) -> io::Result<()> {
+    let path = format!("{parent} {}", sub.get_name());
+    writeln!(page, ".SS \"{path}\"")?;
+    if let Some(about) = sub.get_long_about().or(sub.get_about()) {
+        writeln!(page, "{}", escape_roff(&about.to_string()))?;
+    }
+
+    let mut named = sub.clone().name(path.clone()).bin_name(path.clone());
+    let usage = named.render_usage().to_string();
+    let usage = usage.trim_start_matches("Usage: ");
+    writeln!(page, ".PP\n.nf\n{}\n.fi", escape_roff(usage))?;
+
+    // clap_mangen opens the options with its own `.SH OPTIONS`, which would end this
+    // subsection; the options belong under the subsection heading instead.
+    let mut options = Vec::new();
+    clap_mangen::Man::new(named).render_options_section(&mut options)?;
+    let options = String::from_utf8_lossy(&options);
+    for line in options.lines().filter(|line| !line.starts_with(".SH ")) {
+        writeln!(page, "{line}")?;
+    }
+
+    if let Some(after) = sub.get_after_help() {
+        writeln!(page, ".PP\n.nf\n{}\n.fi", escape_roff(&after.to_string()))?;
+    }
+    for nested in sub.get_subcommands().filter(|nested| !nested.is_hide_set()) {
+        render_subcommand(page, nested, &path)?;
+    }
+    Ok(())
 }
 
 /// Escapes text for roff: a backslash doubles, and a line may not start with '.' or '\''.
@@ -106,6 +128,13 @@ mod tests {
             let heading = format!(".SS \"macveil {}\"", sub.get_name());
             assert!(page.contains(&heading), "missing {heading}");
         }
+        assert!(page.contains(".SS \"macveil config check\""));
+        assert!(page.contains(".SS \"macveil nm predict\""));
+        assert_eq!(
+            page.matches(".SH OPTIONS").count(),
+            1,
+            "one top-level OPTIONS section"
+        );
         assert!(page.contains("EXIT STATUS"));
     }
 

@@ -52,7 +52,7 @@ pub struct GenArgs {
     pub current: Option<MacAddr>,
 
     /// NetworkManager's generate-mac-address-mask: 'MASK [OUI...]' (for --random and --stable).
-    #[arg(long, value_name = "MASK", value_parser = Mask::parse)]
+    #[arg(long, value_name = "MASK", value_parser = Mask::parse, conflicts_with_all = ["ending", "vendor"])]
     pub mask: Option<Mask>,
 
     /// How many addresses to print.

@@ -204,7 +204,7 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         (false, 2) => log::LevelFilter::Debug,
         (false, _) => log::LevelFilter::Trace,
     };
-    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let journald = stderr_is_journal();
     env_logger::Builder::new()
         .filter_level(level)
         .parse_env("MACVEIL_LOG")
@@ -225,9 +225,45 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         .init();
 }
 
+/// Returns whether stderr is the journal stream systemd gave this process. `JOURNAL_STREAM` is
+/// `DEVICE:INODE` of that stream (systemd.exec(5)); a child that inherited the variable but writes
+/// to a terminal or a pipe has another stderr, so the variable alone is not enough.
+fn stderr_is_journal() -> bool {
+    let Some(value) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((device, inode)) = value.to_str().and_then(|text| text.split_once(':')) else {
+        return false;
+    };
+    let (Ok(device), Ok(inode)) = (device.parse::<u64>(), inode.parse::<u64>()) else {
+        return false;
+    };
+
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat writes a complete `struct stat` into the buffer when it returns 0, and the
+    // buffer is only read after that check.
+    let stat = unsafe {
+        if libc::fstat(libc::STDERR_FILENO, stat.as_mut_ptr()) != 0 {
+            return false;
+        }
+        stat.assume_init()
+    };
+    stat.st_dev == device && stat.st_ino == inode
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inherited_journal_stream_is_ignored() {
+        // SAFETY: no other test in this binary reads or writes JOURNAL_STREAM.
+        unsafe { std::env::set_var("JOURNAL_STREAM", "1:1") };
+        let detected = stderr_is_journal();
+        // SAFETY: as above.
+        unsafe { std::env::remove_var("JOURNAL_STREAM") };
+        assert!(!detected);
+    }
 
     #[test]
     fn cli_definition_is_consistent() {

@@ -362,7 +362,7 @@ const CLONED_EXPECTED_ETHERNET: &str =
 const CLONED_EXPECTED_WIFI: &str = "permanent, preserve, random, stable, stable-ssid, or a \
                                     unicast address such as 02:1a:2b:3c:4d:5e";
 const MASK_EXPECTED: &str = "a mask such as FF:FF:FF:00:00:00, optionally followed by OUIs such \
-                             as 00:11:22:00:00:00 (separated by spaces, commas or semicolons)";
+                             as 00:11:22:00:00:00, separated by spaces";
 
 /// Checks a raw value. Returns the value and notes worth a warning.
 fn parse_value(key: Key, raw: &str) -> Result<(Value, Vec<String>), ValueProblem> {

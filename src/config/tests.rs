@@ -1017,8 +1017,8 @@ fn invalid_mask_value() {
          [connection]: invalid word 'FF:FF:FF:00:00' in the address mask: invalid hardware \
          address 'FF:FF:FF:00:00': expected six hexadecimal octets such as 02:1a:2b:3c:4d:5e, \
          02-1A-2B-3C-4D-5E, 021a.2b3c.4d5e or 021a2b3c4d5e; expected a mask such as \
-         FF:FF:FF:00:00:00, optionally followed by OUIs such as 00:11:22:00:00:00 (separated by \
-         spaces, commas or semicolons)"
+         FF:FF:FF:00:00:00, optionally followed by OUIs such as 00:11:22:00:00:00, separated by \
+         spaces"
     );
 }
 

@@ -44,6 +44,10 @@ pub enum GenError {
     )]
     UnknownPermanent,
 
+    /// The permanent address given to `ending` is not a unicast address.
+    #[error("invalid permanent address: {0}")]
+    InvalidPermanent(crate::addr::AddrError),
+
     /// The vendor registry has no entry that matches the filter.
     #[error(
         "no vendor in the registry matches '{filter}'; list candidates with 'macveil vendor --search TEXT'"
@@ -101,6 +105,11 @@ pub fn ending(
     avoid: &[MacAddr],
 ) -> Result<MacAddr, GenError> {
     let permanent = permanent.ok_or(GenError::UnknownPermanent)?;
+    // Keeping the prefix bit for bit would keep a group bit too, and no link can use a group
+    // address; the same checks as for an assigned address apply.
+    permanent
+        .validate_assignable()
+        .map_err(GenError::InvalidPermanent)?;
     let prefix = MacPrefix::new(permanent, 24);
     with_prefix(rng, &prefix, avoid)
 }
@@ -169,6 +178,23 @@ mod tests {
     }
 
     #[test]
+    fn ending_rejects_group_permanent() {
+        for text in [
+            "33:11:33:33:33:77",
+            "03:19:6c:04:26:53",
+            "ff:ff:ff:ff:ff:ff",
+        ] {
+            let err = ending(&mut OsRandom, Some(addr(text)), &[]).unwrap_err();
+            assert!(
+                matches!(err, GenError::InvalidPermanent(_)),
+                "{text}: {err}"
+            );
+        }
+        let err = ending(&mut OsRandom, Some(MacAddr::ZERO), &[]).unwrap_err();
+        assert!(matches!(err, GenError::InvalidPermanent(_)), "{err}");
+    }
+
+    #[test]
     fn ending_needs_permanent() {
         let err = ending(&mut OsRandom, None, &[]).unwrap_err();
         assert!(matches!(err, GenError::UnknownPermanent));
@@ -216,10 +242,14 @@ mod tests {
 
         #[test]
         fn ending_keeps_vendor_prefix(permanent in any::<[u8; 6]>(), current in any::<[u8; 6]>()) {
-            let permanent = MacAddr(permanent);
+            let mut permanent = MacAddr(permanent);
+            // A permanent address is always unicast; group addresses are rejected (tested above).
+            permanent.0[0] &= !crate::addr::GROUP_BIT;
+            prop_assume!(!permanent.is_zero());
             let avoid = [MacAddr(current), permanent];
             let result = ending(&mut OsRandom, Some(permanent), &avoid).unwrap();
             prop_assert_eq!(result.oui(), permanent.oui());
+            prop_assert!(!result.is_group());
             prop_assert!(!avoid.contains(&result));
         }
 
