@@ -3,6 +3,7 @@
 //! terminal as an error.
 
 mod config;
+mod docs;
 mod generate;
 pub mod stable_args;
 mod vendor;
@@ -37,7 +38,15 @@ Exit codes:
 
 /// macveil keeps this machine's hardware (MAC) address off the networks it joins.
 #[derive(Debug, Parser)]
-#[command(name = "macveil", version, after_help = EXIT_CODES_HELP)]
+#[command(
+    name = "macveil",
+    version,
+    after_help = EXIT_CODES_HELP,
+    long_about = "macveil keeps this machine's hardware (MAC) address off the networks it joins.\n\n\
+                  It generates random, stable (NetworkManager-compatible), vendor-preserving and \
+                  vendor-like addresses, and checks what still exposes the hardware identity. \
+                  Logs never show a permanent address or the secret key unless asked."
+)]
 pub struct Cli {
     /// Log more detail to stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -63,6 +72,12 @@ pub enum Command {
     /// Check the configuration and show the policy each link gets.
     Config(config::ConfigArgs),
 
+    /// Write a shell completion script to stdout.
+    Completions(docs::CompletionsArgs),
+
+    /// Write the man page, macveil(1), to stdout.
+    Manpage,
+
     /// Look up the vendor of an address, or search the vendor registry by name.
     #[command(after_help = vendor::EXAMPLES)]
     Vendor(vendor::VendorArgs),
@@ -75,8 +90,7 @@ pub fn parse_args() -> Cli {
         env!("CARGO_PKG_VERSION"),
         crate::vendor::Registry::load().source()
     );
-    // clap keeps version strings for the life of the program; leaking one string is harmless.
-    let command = Cli::command().long_version(&*long_version.leak());
+    let command = Cli::command().long_version(long_version);
     let matches = command.get_matches();
     Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
 }
@@ -87,6 +101,8 @@ pub fn run(cli: Cli) -> Status {
         Command::Gen(args) => generate::run(&args),
         Command::Config(args) => config::run(&args),
         Command::Vendor(args) => vendor::run(&args),
+        Command::Completions(args) => docs::run_completions(&args),
+        Command::Manpage => docs::run_manpage(),
     };
     match result {
         Ok(status) => status,
