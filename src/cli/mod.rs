@@ -3,9 +3,15 @@
 //! terminal as an error.
 
 mod config;
+pub mod daemon;
 mod docs;
 mod generate;
+mod restore;
+mod set;
+mod show;
 pub mod stable_args;
+mod target;
+mod udev;
 mod vendor;
 
 use std::io::{self, Write};
@@ -78,9 +84,41 @@ pub enum Command {
     /// Write the man page, macveil(1), to stdout.
     Manpage,
 
+    /// Run the daemon: give every link its policy address from the moment it appears.
+    #[command(after_help = daemon::EXAMPLES)]
+    Daemon(Box<daemon::DaemonArgs>),
+
+    /// Set a new link's address from udev (run by 81-macveil.rules).
+    #[command(name = "udev-apply", hide = true, long_about = udev::ABOUT)]
+    UdevApply(Box<udev::UdevArgs>),
+
     /// Look up the vendor of an address, or search the vendor registry by name.
     #[command(after_help = vendor::EXAMPLES)]
     Vendor(vendor::VendorArgs),
+
+    /// List interfaces with their current, permanent and reference addresses and whether each
+    /// one exposes its hardware address.
+    #[command(after_help = show::EXAMPLES)]
+    Show(show::ShowArgs),
+
+    /// Give interfaces new hardware addresses, read them back and report each one.
+    #[command(after_help = set::EXAMPLES)]
+    Set(Box<set::SetArgs>),
+
+    /// Put interfaces back on their permanent (or recorded) address.
+    #[command(after_help = restore::EXAMPLES)]
+    Restore(restore::RestoreArgs),
+}
+
+impl Cli {
+    /// The verbosity to log with: the daemon logs every address change (`info`) by default,
+    /// because its log is the record of what it did; other commands log warnings and errors.
+    pub fn log_verbosity(&self) -> u8 {
+        match self.command {
+            Command::Daemon(_) => self.verbose.max(1),
+            _ => self.verbose,
+        }
+    }
 }
 
 /// Parses the process arguments; `--version` also names the vendor registry's source.
@@ -100,9 +138,14 @@ pub fn run(cli: Cli) -> Status {
     let result = match cli.command {
         Command::Gen(args) => generate::run(&args),
         Command::Config(args) => config::run(&args),
+        Command::Daemon(args) => daemon::run(&args),
+        Command::UdevApply(args) => udev::run(&args),
         Command::Vendor(args) => vendor::run(&args),
         Command::Completions(args) => docs::run_completions(&args),
         Command::Manpage => docs::run_manpage(),
+        Command::Show(args) => show::run(&args),
+        Command::Set(args) => set::run(&args),
+        Command::Restore(args) => restore::run(&args),
     };
     match result {
         Ok(status) => status,

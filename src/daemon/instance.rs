@@ -45,10 +45,10 @@ impl InstanceLock {
     pub fn acquire(state_dir: &Path) -> Result<InstanceLock, InstanceError> {
         create_dir(state_dir)?;
         let path = state_dir.join(LOCK_FILE);
-        let io_error = |action, source| StateError::Io {
+        let io_error = |action, error| StateError::Io {
             action,
             path: path.clone(),
-            source,
+            error,
         };
         let mut file = OpenOptions::new()
             .create(true)

@@ -1,8 +1,14 @@
 //! The macveil daemon: enforces the address policy on every link from the moment it appears.
 
+mod cycle;
 pub mod decide;
-pub mod notify;
-pub mod state;
+pub mod engine;
+pub mod facts;
 pub mod instance;
 pub mod nm;
+pub mod notify;
+pub mod run;
 pub mod signals;
+pub mod state;
+pub mod target;
+pub mod udev;

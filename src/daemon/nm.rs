@@ -53,7 +53,10 @@ fn managed_in(text: &str) -> bool {
         if line.starts_with('#') || line.is_empty() {
             continue;
         }
-        if let Some(group) = line.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')) {
+        if let Some(group) = line
+            .strip_prefix('[')
+            .and_then(|rest| rest.strip_suffix(']'))
+        {
             in_device = group == "device";
             continue;
         }

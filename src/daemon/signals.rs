@@ -60,13 +60,7 @@ impl Signals {
             let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
             let size = std::mem::size_of::<libc::signalfd_siginfo>();
             // SAFETY: the buffer is `info`, valid for `size` bytes.
-            let read = unsafe {
-                libc::read(
-                    self.fd.as_raw_fd(),
-                    (&raw mut info).cast(),
-                    size,
-                )
-            };
+            let read = unsafe { libc::read(self.fd.as_raw_fd(), (&raw mut info).cast(), size) };
             if read < 0 {
                 let err = io::Error::last_os_error();
                 return match err.kind() {

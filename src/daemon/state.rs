@@ -205,9 +205,9 @@ pub fn find_record(
     ifname: &str,
 ) -> Result<Option<LinkRecord>, StateError> {
     let records = RecordStore::new(state_dir).load()?;
-    Ok(records
-        .into_iter()
-        .find(|record| record.netns == netns && record.ifindex == ifindex && record.ifname == ifname))
+    Ok(records.into_iter().find(|record| {
+        record.netns == netns && record.ifindex == ifindex && record.ifname == ifname
+    }))
 }
 
 /// The marker of the daemon's last start.
@@ -249,10 +249,10 @@ impl BootMarker {
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StateError {
     let path = path.to_path_buf();
-    move |source| StateError::Io {
+    move |error| StateError::Io {
         action,
         path,
-        source,
+        error,
     }
 }
 

@@ -46,7 +46,7 @@ pub struct Change {
     pub address: MacAddr,
 }
 
-/// What happens to a link whose address could not be changed.
+/// The treatment of a link whose address could not be changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AfterFailure {
     /// Put the link back in the admin state it had (the command line's behaviour).
@@ -57,13 +57,13 @@ pub enum AfterFailure {
     StayDown,
 }
 
-/// How [`apply`] may treat the links.
+/// The options of [`apply`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApplyOptions {
     /// Whether a link whose driver refuses changes while up (EBUSY) may be taken down for the
     /// change and brought back up.
     pub cycle: bool,
-    /// What to do with a link whose address could not be changed.
+    /// The treatment of a link whose address could not be changed.
     pub after_failure: AfterFailure,
 }
 
@@ -78,7 +78,7 @@ pub enum Outcome {
     Failed(LinkError),
 }
 
-/// What [`apply`] did to one link.
+/// The report on one link after [`apply`].
 #[derive(Debug)]
 pub struct LinkReport {
     /// The link's index.
@@ -110,7 +110,7 @@ pub struct LinkReport {
 }
 
 impl LinkReport {
-    /// Whether the change failed.
+    /// Returns whether the change failed.
     pub fn failed(&self) -> bool {
         matches!(self.outcome, Outcome::Failed(_))
     }
@@ -134,11 +134,12 @@ impl LinkReport {
     }
 
     fn fail(&mut self, error: LinkError) {
-        log::error!("{error}");
+        // The report carries the error to the caller, which decides how to show it.
+        log::debug!("{error}");
         self.outcome = Outcome::Failed(error);
     }
 
-    /// An error for this link from a socket failure that left the outcome unknown.
+    /// Builds the error for this link when a socket failure left the outcome unknown.
     fn unconfirmed(&self, operation: Operation, error: &LinkError) -> LinkError {
         match error {
             LinkError::NoBuffers { operation } => LinkError::NoBuffers {
@@ -441,7 +442,7 @@ fn cycle_one(
 }
 
 /// Brings a cycled link back up after a failure; a failure here is logged, because the report
-/// already holds the first error.
+/// already contains the first error.
 fn bring_back_up(ops: &mut dyn LinkOps, report: &mut LinkReport, links: &HashMap<u32, Link>) {
     let up = Request::SetAdminState {
         index: report.index,
@@ -481,7 +482,7 @@ fn revert_and_bring_up(ops: &mut dyn LinkOps, report: &mut LinkReport, links: &H
     }
 }
 
-/// Whether `ip` is an address the kernel generates by itself when the link comes up, so that
+/// Returns whether `ip` is an address the kernel generates by itself when the link comes up, so that
 /// adding it back would duplicate or resurrect it.
 fn kernel_generated(ip: &IpAddress, old: Option<MacAddr>) -> bool {
     let IpAddr::V6(v6) = ip.address else {
@@ -493,7 +494,7 @@ fn kernel_generated(ip: &IpAddress, old: Option<MacAddr>) -> bool {
         || (ipv6::is_link_local(&v6) && ip.flags & IFA_F_STABLE_PRIVACY != 0)
 }
 
-/// Whether a route through the cycled link is one the kernel does not recreate by itself.
+/// Returns whether a route through the cycled link is one the kernel does not recreate by itself.
 fn restorable_route(route: &Route, index: u32) -> bool {
     let multicast = match route.destination {
         Some(IpAddr::V6(destination)) => destination.is_multicast(),
@@ -539,9 +540,9 @@ fn restore_after_cycle(
         } else {
             // An address with a lifetime came from SLAAC or DHCP; its source renews it, and
             // adding it back by hand would make it permanent.
-            report
-                .lost
-                .push(format!("address {ip} (dynamic: its DHCP or router renews it)"));
+            report.lost.push(format!(
+                "address {ip} (dynamic: its DHCP or router renews it)"
+            ));
         }
     }
     let route_requests: Vec<Request> = routes_before
@@ -566,17 +567,19 @@ fn restore_after_cycle(
                     match result {
                         Ok(()) => report.restored.push(describe(request)),
                         Err(errno) if errno.0 == libc::EEXIST => {}
-                        Err(errno) => report
-                            .lost
-                            .push(format!("{} (adding it back failed: {errno})", describe(request))),
+                        Err(errno) => report.lost.push(format!(
+                            "{} (adding it back failed: {errno})",
+                            describe(request)
+                        )),
                     }
                 }
             }
             Err(err) => {
                 for request in &requests {
-                    report
-                        .lost
-                        .push(format!("{} (adding it back failed: {err})", describe(request)));
+                    report.lost.push(format!(
+                        "{} (adding it back failed: {err})",
+                        describe(request)
+                    ));
                 }
             }
         }
@@ -623,7 +626,9 @@ fn read_back(
             log::info!(
                 "{}: address changed from {} to {}",
                 report.name,
-                report.old.map_or_else(|| String::from("none"), |old| old.redacted()),
+                report
+                    .old
+                    .map_or_else(|| String::from("none"), |old| old.redacted()),
                 report.requested
             );
             report.outcome = Outcome::Changed;
@@ -714,7 +719,9 @@ fn remove_derived_ipv6(
                     "{}: could not add the link-local address {ip}: {errno}",
                     report.name
                 );
-                report.lost.push(format!("link-local address {ip} ({errno})"));
+                report
+                    .lost
+                    .push(format!("link-local address {ip} ({errno})"));
             }
             (Request::RemoveIp(ip), Ok(())) => report.removed_ipv6.extend(v6(ip)),
             // Gone already, for example after DAD failed.
@@ -750,7 +757,8 @@ fn take_down_failed(ops: &mut dyn LinkOps, reports: &mut [LinkReport]) {
         .iter()
         .enumerate()
         .filter(|(_, report)| {
-            report.failed() && report.is_up && report.new != Some(report.requested)
+            let gone = matches!(report.outcome, Outcome::Failed(LinkError::NoDevice { .. }));
+            report.failed() && !gone && report.is_up && report.new != Some(report.requested)
         })
         .map(|(position, _)| position)
         .collect();

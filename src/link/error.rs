@@ -1,5 +1,5 @@
 //! Errors of the link layer: one variant per failing step, each carrying the interface name,
-//! index and kernel errno where there is one, and a message that says what to do next.
+//! index and kernel errno where there is one, and a message that names the next step.
 //!
 //! This module only describes failures. It does not decide whether a failure is fatal: the
 //! apply logic and the command line do.
@@ -15,7 +15,7 @@ use crate::addr::MacAddr;
 pub struct Errno(pub i32);
 
 impl Errno {
-    /// The symbolic name (`EBUSY`), or `errno N` for numbers without one here.
+    /// Returns the symbolic name (`EBUSY`), or `errno N` for numbers without one here.
     pub fn name(self) -> String {
         let name = match self.0 {
             libc::EPERM => "EPERM",
@@ -45,7 +45,7 @@ impl Errno {
         name.to_string()
     }
 
-    /// The C library's description of the number ("Device or resource busy").
+    /// Returns the C library's description of the number ("Device or resource busy").
     pub fn description(self) -> String {
         let text = io::Error::from_raw_os_error(self.0).to_string();
         // std appends " (os error N)"; the symbolic name is printed separately.
@@ -55,7 +55,7 @@ impl Errno {
         }
     }
 
-    /// The errno of an I/O error, if it came from the operating system.
+    /// Returns the errno of an I/O error, if it came from the operating system.
     pub fn from_io(err: &io::Error) -> Option<Errno> {
         err.raw_os_error().map(Errno)
     }
@@ -143,7 +143,7 @@ pub enum LinkError {
         ifname: String,
         /// The interface index.
         index: u32,
-        /// What was attempted.
+        /// The operation that failed.
         operation: Operation,
     },
 
@@ -210,7 +210,7 @@ pub enum LinkError {
          retry with fewer interfaces at once"
     )]
     NoBuffers {
-        /// What was being done.
+        /// The operation in progress.
         operation: Operation,
     },
 
@@ -221,7 +221,7 @@ pub enum LinkError {
         ifname: String,
         /// The interface index.
         index: u32,
-        /// What was attempted.
+        /// The operation that failed.
         operation: Operation,
         /// The kernel's error number.
         errno: Errno,
@@ -261,7 +261,7 @@ pub enum LinkError {
         index: u32,
         /// The IPv6 address that remains.
         ip: std::net::Ipv6Addr,
-        /// Why removing it failed.
+        /// The errno of the failed removal.
         errno: Errno,
     },
 
@@ -275,7 +275,7 @@ pub enum LinkError {
         ifname: String,
         /// The interface index.
         index: u32,
-        /// What was attempted.
+        /// The operation that failed.
         operation: Operation,
         /// The socket failure.
         detail: String,
@@ -292,38 +292,36 @@ pub enum LinkError {
     /// A list or get request failed as a whole.
     #[error("{operation} failed ({errno})")]
     Request {
-        /// What was attempted.
+        /// The operation that failed.
         operation: Operation,
         /// The kernel's error number.
         errno: Errno,
     },
 
     /// The network namespace could not be opened or entered.
-    #[error("cannot use network namespace {}: {source}{}", .path.display(), netns_hint(.source))]
+    #[error("cannot use network namespace {}: {error}{}", .path.display(), netns_hint(.error))]
     Netns {
         /// The namespace file.
         path: PathBuf,
         /// The failing system call's error.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
 
     /// A socket could not be created or used.
-    #[error("netlink socket failed while {operation}: {source}")]
+    #[error("netlink socket failed while {operation}: {error}")]
     Socket {
-        /// What was being done.
+        /// The operation in progress.
         operation: Operation,
         /// The system call's error.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
 
     /// The kernel sent something this program cannot decode.
     #[error("cannot decode the kernel's netlink reply while {operation}: {detail}")]
     Protocol {
-        /// What was being done.
+        /// The operation in progress.
         operation: Operation,
-        /// What was wrong with the reply.
+        /// The problem with the reply.
         detail: String,
     },
 }
@@ -376,7 +374,7 @@ impl LinkError {
         }
     }
 
-    /// The kernel errno behind this error, if there is one.
+    /// Returns the kernel errno behind this error, if there is one.
     pub fn errno(&self) -> Option<Errno> {
         match self {
             LinkError::NoDevice { .. } => Some(Errno(libc::ENODEV)),
@@ -389,8 +387,8 @@ impl LinkError {
             LinkError::Kernel { errno, .. }
             | LinkError::StaleIpv6 { errno, .. }
             | LinkError::Request { errno, .. } => Some(*errno),
-            LinkError::Netns { source, .. } | LinkError::Socket { source, .. } => {
-                Errno::from_io(source)
+            LinkError::Netns { error, .. } | LinkError::Socket { error, .. } => {
+                Errno::from_io(error)
             }
             LinkError::NotChanged { .. }
             | LinkError::Protocol { .. }

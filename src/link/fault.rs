@@ -1,7 +1,7 @@
 //! A [`LinkOps`] wrapper for tests that makes a real namespace behave in ways this kernel's
-//! virtual links never do: a driver that refuses changes while up (EBUSY), one that
-//! acknowledges a change and keeps its address, a link that disappears between two requests,
-//! and a link with a permanent address. Everything else goes to the real kernel.
+//! virtual links never do. It can make a driver reject changes while up (EBUSY), acknowledge a
+//! change and keep its address, lose a link between two requests, or report a permanent
+//! address. Everything else goes to the real kernel.
 //!
 //! Compiled only for tests, so the shipped binary cannot reach it.
 
@@ -110,8 +110,8 @@ impl LinkOps for FaultyLinks<'_> {
         Ok(link)
     }
 
-    /// Sends the requests one at a time, so that a fault sees the state the earlier requests
-    /// of the same batch left.
+    /// Sends the requests one at a time, so that each fault acts on the state the earlier
+    /// requests of the same batch left.
     fn execute(&mut self, requests: &[Request]) -> Result<Vec<Result<(), Errno>>, LinkError> {
         requests
             .iter()
@@ -151,7 +151,7 @@ mod tests {
         state: tempfile::TempDir,
     }
 
-    /// A namespace with the veth pair mv0/mv1, mv0 up.
+    /// Creates a namespace with the veth pair mv0/mv1, both up, and opens a handle in it.
     fn lab(test: &str) -> Option<Lab> {
         let ns = TestNetns::create(test)?;
         ns.ip(&["link", "add", "mv0", "type", "veth", "peer", "name", "mv1"]);
@@ -211,14 +211,31 @@ mod tests {
     }
 
     #[test]
-    fn busy_with_cycle_changes_and_restores_ips_and_routes() {
-        let Some(mut lab) = lab("busy_with_cycle_changes_and_restores_ips_and_routes") else {
+    fn cycle_restores_addresses_and_routes() {
+        let Some(mut lab) = lab("cycle_restores_addresses_and_routes") else {
             return;
         };
         lab.ns.ip(&["address", "add", "192.0.2.1/24", "dev", "mv0"]);
-        lab.ns.ip(&["address", "add", "2001:db8::1/64", "dev", "mv0", "nodad"]);
-        lab.ns.ip(&["route", "add", "198.51.100.0/24", "via", "192.0.2.254", "dev", "mv0"]);
-        lab.ns.ip(&["route", "add", "2001:db8:1::/48", "via", "2001:db8::fe", "dev", "mv0"]);
+        lab.ns
+            .ip(&["address", "add", "2001:db8::1/64", "dev", "mv0", "nodad"]);
+        lab.ns.ip(&[
+            "route",
+            "add",
+            "198.51.100.0/24",
+            "via",
+            "192.0.2.254",
+            "dev",
+            "mv0",
+        ]);
+        lab.ns.ip(&[
+            "route",
+            "add",
+            "2001:db8:1::/48",
+            "via",
+            "2001:db8::fe",
+            "dev",
+            "mv0",
+        ]);
         let before = lab.link("mv0");
         let old = before.address.unwrap();
         let store = lab.store();
@@ -260,17 +277,36 @@ mod tests {
             .filter(|ip| ip.index == after.index)
             .map(|ip| ip.address)
             .collect();
-        assert!(on_link.contains(&"192.0.2.1".parse().unwrap()), "{on_link:?}");
-        assert!(on_link.contains(&"2001:db8::1".parse().unwrap()), "{on_link:?}");
+        assert!(
+            on_link.contains(&"192.0.2.1".parse().unwrap()),
+            "{on_link:?}"
+        );
+        assert!(
+            on_link.contains(&"2001:db8::1".parse().unwrap()),
+            "{on_link:?}"
+        );
         for ip in &on_link {
             if let IpAddr::V6(v6) = ip {
-                assert!(!ipv6::is_derived_from(v6, old), "{v6} derives from the old address");
+                assert!(
+                    !ipv6::is_derived_from(v6, old),
+                    "{v6} derives from the old address"
+                );
             }
         }
         let routes = lab.handle.routes().unwrap();
         let shown: Vec<String> = routes.iter().map(ToString::to_string).collect();
-        assert!(shown.iter().any(|route| route == "198.51.100.0/24 via 192.0.2.254"), "{shown:?}");
-        assert!(shown.iter().any(|route| route == "2001:db8:1::/48 via 2001:db8::fe"), "{shown:?}");
+        assert!(
+            shown
+                .iter()
+                .any(|route| route == "198.51.100.0/24 via 192.0.2.254"),
+            "{shown:?}"
+        );
+        assert!(
+            shown
+                .iter()
+                .any(|route| route == "2001:db8:1::/48 via 2001:db8::fe"),
+            "{shown:?}"
+        );
     }
 
     #[test]
@@ -316,9 +352,15 @@ mod tests {
             "{error}"
         );
         let message = error.to_string();
-        assert!(message.contains("still has its previous address"), "{message}");
+        assert!(
+            message.contains("still has its previous address"),
+            "{message}"
+        );
         let old = before.address.unwrap().to_string();
-        assert!(!message.contains(&old), "the old address is printed: {message}");
+        assert!(
+            !message.contains(&old),
+            "the old address is printed: {message}"
+        );
         assert!(report.is_up, "the link should stay up");
         assert!(lab.link("mv0").admin_up);
     }
@@ -384,7 +426,10 @@ mod tests {
         };
         let report = only(apply(&mut faulty, &store, &[change], &options).unwrap());
         assert!(report.failed(), "{report:?}");
-        assert!(lab.link("mv0").admin_up, "the previous admin state was not restored");
+        assert!(
+            lab.link("mv0").admin_up,
+            "the previous admin state was not restored"
+        );
     }
 
     #[test]
@@ -434,7 +479,11 @@ mod tests {
 
         let link = faulty.link(before.index).unwrap().unwrap();
         let references = store.record(&key, &[&link]).unwrap();
-        assert_eq!(references.get(&key, &link), None, "a permanent link was recorded");
+        assert_eq!(
+            references.get(&key, &link),
+            None,
+            "a permanent link was recorded"
+        );
         let baseline = Baseline::of(&link, &key, &references);
         assert_eq!(baseline, Baseline::Permanent(permanent));
         assert_eq!(baseline.verdict(link.address), Verdict::Anonymized);

@@ -72,12 +72,12 @@ impl IoctlSocket {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: `fd` was just returned by socket() and is owned by nobody else.
+        // SAFETY: `fd` was just returned by socket(), and no other object owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(IoctlSocket { fd })
     }
 
-    /// The namespace's cookie, unique for the life of the system (`SO_NETNS_COOKIE`); none on
+    /// Returns the namespace's cookie, unique for the life of the system (`SO_NETNS_COOKIE`); none on
     /// kernels before 5.14.
     pub fn netns_cookie(&self) -> Option<u64> {
         let mut cookie: u64 = 0;
@@ -95,7 +95,7 @@ impl IoctlSocket {
         (result == 0).then_some(cookie)
     }
 
-    /// The driver name (`ETHTOOL_GDRVINFO`).
+    /// Reads the driver name (`ETHTOOL_GDRVINFO`).
     pub fn driver(&self, ifname: &str) -> io::Result<String> {
         // SAFETY: DriverInfo is plain integers and byte arrays, for which zero is valid.
         let mut info: DriverInfo = unsafe { std::mem::zeroed() };
@@ -107,7 +107,7 @@ impl IoctlSocket {
         Ok(driver)
     }
 
-    /// The permanent address (`ETHTOOL_GPERMADDR`); `Ok(None)` when the driver reports none,
+    /// Reads the permanent address (`ETHTOOL_GPERMADDR`); `Ok(None)` when the driver reports none,
     /// which the kernel signals with an all-zero address.
     pub fn permanent_address(&self, ifname: &str) -> io::Result<Option<MacAddr>> {
         let mut request = PermanentAddress {
@@ -122,8 +122,8 @@ impl IoctlSocket {
         Ok(MacAddr::from_slice(&request.data[..6]).filter(|addr| !addr.is_zero()))
     }
 
-    /// Whether the link answers the wireless-extensions name request, which cfg80211 drivers
-    /// do when the kernel has `CONFIG_CFG80211_WEXT`.
+    /// Returns whether the link accepts the wireless-extensions name request, as cfg80211
+    /// drivers do when the kernel has `CONFIG_CFG80211_WEXT`.
     pub fn is_wireless(&self, ifname: &str) -> bool {
         // `struct iwreq` is 16 name bytes plus a 16-byte union; InterfaceRequest is larger.
         let Ok(mut request) = interface_request(ifname, std::ptr::null_mut()) else {
@@ -176,7 +176,7 @@ mod tests {
     #[test]
     fn loopback_has_no_permanent_address() {
         let socket = IoctlSocket::open().unwrap();
-        // lo has no ethtool permanent address: either an all-zero answer or EOPNOTSUPP.
+        // lo has no ethtool permanent address: either an all-zero address or EOPNOTSUPP.
         if let Ok(permanent) = socket.permanent_address("lo") {
             assert_eq!(permanent, None);
         }

@@ -2,11 +2,12 @@
 //! the plan that removes them after the hardware address changes.
 //!
 //! When a link's address changes while it is up, Linux keeps every IPv6 address it had already
-//! derived from the old one (the `fe80::` link-local address and SLAAC global addresses): the
-//! addrconf code does not act on `NETDEV_CHANGEADDR`. Those addresses carry the old hardware
-//! address onto the network, so they are removed, and when a link-local one was among them the
-//! link gets the one derived from the new address, as the kernel itself would have generated
-//! when the link came up. Global addresses come back from the next router advertisement.
+//! derived from the old one, both the `fe80::` link-local address and SLAAC global addresses,
+//! because addrconf does not handle `NETDEV_CHANGEADDR` (seen on Linux 6.18). Those addresses
+//! carry the old hardware address onto the network, so they are removed. When a link-local one
+//! was among them, the link gets the one derived from the new address, which the kernel itself
+//! would have generated had the link come up with it. Global addresses come back with the next
+//! router advertisement.
 //!
 //! This module only computes; [`super::apply`] sends the requests.
 
@@ -21,19 +22,19 @@ pub const ADDR_GEN_MODE_EUI64: u8 = 0;
 /// `RT_SCOPE_LINK`.
 const SCOPE_LINK: u8 = 253;
 
-/// The modified EUI-64 interface identifier of `mac`: the U/L bit flipped and `ff:fe` inserted
-/// in the middle.
+/// Returns the modified EUI-64 interface identifier of `mac`, which is the address with the U/L
+/// bit flipped and `ff:fe` inserted in the middle.
 pub fn interface_id(mac: MacAddr) -> [u8; 8] {
     let o = mac.octets();
     [o[0] ^ 0x02, o[1], o[2], 0xff, 0xfe, o[3], o[4], o[5]]
 }
 
-/// Whether the last 64 bits of `ip` are the EUI-64 interface identifier of `mac`.
+/// Returns whether the last 64 bits of `ip` are the EUI-64 interface identifier of `mac`.
 pub fn is_derived_from(ip: &Ipv6Addr, mac: MacAddr) -> bool {
     ip.octets()[8..] == interface_id(mac)
 }
 
-/// The link-local address `fe80::/64` plus the EUI-64 identifier of `mac`.
+/// Returns the link-local address `fe80::/64` plus the EUI-64 identifier of `mac`.
 pub fn link_local(mac: MacAddr) -> Ipv6Addr {
     let mut octets = [0u8; 16];
     octets[0] = 0xfe;
@@ -42,7 +43,7 @@ pub fn link_local(mac: MacAddr) -> Ipv6Addr {
     Ipv6Addr::from(octets)
 }
 
-/// Whether `ip` is in `fe80::/10`.
+/// Returns whether `ip` is in `fe80::/10`.
 pub fn is_link_local(ip: &Ipv6Addr) -> bool {
     ip.segments()[0] & 0xffc0 == 0xfe80
 }
@@ -59,7 +60,7 @@ pub struct CleanupPlan {
 }
 
 impl CleanupPlan {
-    /// Whether there is nothing to do.
+    /// Returns whether there is nothing to do.
     pub fn is_empty(&self) -> bool {
         self.add.is_none() && self.remove.is_empty()
     }
@@ -74,10 +75,13 @@ pub fn plan_cleanup(
     addresses: &[IpAddress],
 ) -> CleanupPlan {
     let on_link = || {
-        addresses.iter().filter(move |ip| ip.index == link.index).filter_map(|ip| match ip.address {
-            IpAddr::V6(v6) => Some((ip, v6)),
-            IpAddr::V4(_) => None,
-        })
+        addresses
+            .iter()
+            .filter(move |ip| ip.index == link.index)
+            .filter_map(|ip| match ip.address {
+                IpAddr::V6(v6) => Some((ip, v6)),
+                IpAddr::V4(_) => None,
+            })
     };
 
     let remove: Vec<IpAddress> = on_link()
@@ -95,7 +99,7 @@ pub fn plan_cleanup(
         .ipv6_addr_gen_mode
         .is_none_or(|mode| mode == ADDR_GEN_MODE_EUI64);
     let add = (removes_link_local && link.admin_up && derives_from_hardware && !has_new_link_local)
-        .then(|| IpAddress {
+        .then_some(IpAddress {
             index: link.index,
             address: IpAddr::V6(new_link_local),
             prefix_len: 64,
@@ -187,7 +191,11 @@ mod tests {
             ip(4, "192.0.2.1"),
         ];
         let plan = plan_cleanup(&link(4), old, new, &addresses);
-        let removed: Vec<String> = plan.remove.iter().map(|ip| ip.address.to_string()).collect();
+        let removed: Vec<String> = plan
+            .remove
+            .iter()
+            .map(|ip| ip.address.to_string())
+            .collect();
         assert_eq!(
             removed,
             ["fe80::6040:3aff:fe98:21aa", "2001:db8::6040:3aff:fe98:21aa"]
@@ -199,20 +207,32 @@ mod tests {
     }
 
     #[test]
-    fn cleanup_adds_nothing_when_link_is_down_or_mode_is_not_eui64() {
-        let old = mac("62:40:3a:98:21:aa");
-        let new = mac("02:11:22:33:44:55");
+    fn cleanup_on_down_link_adds_nothing() {
         let addresses = vec![ip(4, "fe80::6040:3aff:fe98:21aa")];
-
         let mut down = link(4);
         down.admin_up = false;
-        let plan = plan_cleanup(&down, old, new, &addresses);
+        let plan = plan_cleanup(
+            &down,
+            mac("62:40:3a:98:21:aa"),
+            mac("02:11:22:33:44:55"),
+            &addresses,
+        );
         assert_eq!(plan.remove.len(), 1);
         assert_eq!(plan.add, None);
+    }
 
+    #[test]
+    fn cleanup_without_eui64_mode_adds_nothing() {
+        let addresses = vec![ip(4, "fe80::6040:3aff:fe98:21aa")];
         let mut stable_privacy = link(4);
         stable_privacy.ipv6_addr_gen_mode = Some(2);
-        let plan = plan_cleanup(&stable_privacy, old, new, &addresses);
+        let plan = plan_cleanup(
+            &stable_privacy,
+            mac("62:40:3a:98:21:aa"),
+            mac("02:11:22:33:44:55"),
+            &addresses,
+        );
+        assert_eq!(plan.remove.len(), 1);
         assert_eq!(plan.add, None);
     }
 

@@ -82,7 +82,7 @@ impl fmt::Display for OperState {
     }
 }
 
-/// How the kernel says the current address was assigned (`addr_assign_type` in sysfs).
+/// The origin of the current address, as the kernel reports it (`addr_assign_type` in sysfs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AssignType {
@@ -124,7 +124,7 @@ impl fmt::Display for AssignType {
     }
 }
 
-/// Where a link's permanent address was read from.
+/// The source a link's permanent address was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PermanentSource {
@@ -159,11 +159,11 @@ pub struct Link {
     pub operstate: OperState,
     /// The current hardware address; none when the link has no 6-byte address or reports zero.
     pub address: Option<MacAddr>,
-    /// The permanent (burned-in) address; none when unknown. An all-zero answer is unknown.
+    /// The permanent (burned-in) address; none when unknown. An all-zero value means unknown.
     pub permanent: Option<MacAddr>,
-    /// Where `permanent` came from.
+    /// The source of `permanent`.
     pub permanent_source: Option<PermanentSource>,
-    /// How the current address was assigned.
+    /// The origin of the current address.
     pub assign_type: AssignType,
     /// `IFLA_LINK`: the index of the lower device (macvlan parent, veth peer).
     pub parent: Option<u32>,
@@ -173,13 +173,17 @@ pub struct Link {
 }
 
 impl Link {
-    /// A short name for the kind of link: the `IFLA_INFO_KIND`, "wireless", or one derived from
+    /// Returns a short name for the kind of link: the `IFLA_INFO_KIND`, "wireless", or one derived from
     /// the link-layer type.
     pub fn kind(&self) -> String {
         if self.wireless {
             return String::from("wireless");
         }
         if let Some(kind) = &self.info_kind {
+            // The tun driver reports kind "tun" for both modes; a tap link carries Ethernet.
+            if kind == "tun" && self.link_type == ARPHRD_ETHER {
+                return String::from("tap");
+            }
             return kind.clone();
         }
         match self.link_type {
@@ -217,7 +221,7 @@ pub struct IpAddress {
 pub const IFA_F_PERMANENT: u32 = 0x80;
 
 impl IpAddress {
-    /// Whether the address has no lifetime, as opposed to one from SLAAC or DHCPv6.
+    /// Returns whether the address has no lifetime, as opposed to one from SLAAC or DHCPv6.
     pub fn is_permanent(&self) -> bool {
         self.flags & IFA_F_PERMANENT != 0
     }

@@ -22,9 +22,9 @@ impl LinkMonitor {
     pub fn open(netns: &Netns) -> Result<LinkMonitor, LinkError> {
         let events = netns
             .run_inside(LinkEvents::open)?
-            .map_err(|source| LinkError::Socket {
+            .map_err(|error| LinkError::Socket {
                 operation: Operation::MonitorLinks,
-                source,
+                error,
             })?;
         Ok(LinkMonitor { events })
     }
@@ -71,7 +71,9 @@ mod tests {
         let mut monitor = LinkMonitor::open(&ns.netns()).unwrap();
         assert!(monitor.receive().unwrap().is_none(), "no notification yet");
 
-        ns.ip(&["link", "add", "mon0", "type", "veth", "peer", "name", "mon1"]);
+        ns.ip(&[
+            "link", "add", "mon0", "type", "veth", "peer", "name", "mon1",
+        ]);
         let created = collect(&mut monitor, |events| {
             events
                 .iter()
@@ -90,9 +92,9 @@ mod tests {
 
         ns.ip(&["link", "set", "mon0", "up"]);
         let raised = collect(&mut monitor, |events| {
-            events
-                .iter()
-                .any(|event| matches!(event, LinkEvent::New(up) if up.name == "mon0" && up.admin_up))
+            events.iter().any(
+                |event| matches!(event, LinkEvent::New(up) if up.name == "mon0" && up.admin_up),
+            )
         });
         assert!(!raised.is_empty(), "no notification for setting mon0 up");
 

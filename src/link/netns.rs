@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::LinkError;
 
-/// Where `ip netns add NAME` puts its namespace files.
+/// The directory where `ip netns add NAME` puts its namespace files.
 pub const NETNS_RUN_DIR: &str = "/run/netns";
 
 /// A network namespace to work in.
@@ -59,7 +59,7 @@ impl Netns {
         Ok(Netns::Path(Path::new(NETNS_RUN_DIR).join(value)))
     }
 
-    /// The namespace file, or `None` for the caller's namespace.
+    /// Returns the namespace file, or `None` for the caller's namespace.
     pub fn path(&self) -> Option<&Path> {
         match self {
             Netns::Current => None,
@@ -70,9 +70,9 @@ impl Netns {
     /// Returns the namespace's identity.
     pub fn id(&self) -> Result<NetnsId, LinkError> {
         let path = self.file_path();
-        let metadata = std::fs::metadata(&path).map_err(|source| LinkError::Netns {
+        let metadata = std::fs::metadata(&path).map_err(|error| LinkError::Netns {
             path: path.clone(),
-            source,
+            error,
         })?;
         Ok(NetnsId {
             device: metadata.dev(),
@@ -80,7 +80,7 @@ impl Netns {
         })
     }
 
-    /// Whether this is the namespace the calling thread is in, so that sysfs, which shows the
+    /// Returns whether this is the namespace the calling thread is in, so that sysfs, which shows the
     /// namespace it was mounted from, can describe its links.
     pub fn is_callers(&self) -> Result<bool, LinkError> {
         match self {
@@ -99,9 +99,9 @@ impl Netns {
         let Netns::Path(path) = self else {
             return Ok(work());
         };
-        let netns_error = |source: io::Error| LinkError::Netns {
+        let netns_error = |error: io::Error| LinkError::Netns {
             path: path.clone(),
-            source,
+            error,
         };
         let file = File::open(path).map_err(netns_error)?;
 
@@ -172,7 +172,10 @@ mod tests {
         let netns = Netns::from_arg("macveil-no-such-namespace").unwrap();
         let err = netns.run_inside(|| ()).unwrap_err();
         let message = err.to_string();
-        assert!(message.contains("/run/netns/macveil-no-such-namespace"), "{message}");
+        assert!(
+            message.contains("/run/netns/macveil-no-such-namespace"),
+            "{message}"
+        );
         assert!(message.contains("ip netns list"), "{message}");
     }
 }

@@ -5,7 +5,8 @@
 //! for the driver and permanent address, and sysfs for what only sysfs has (`addr_assign_type`,
 //! the Wi-Fi phy) when the namespace is the caller's own.
 
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::PathBuf;
 
 use super::error::{Errno, LinkError, Operation};
 use super::ioctl::IoctlSocket;
@@ -17,7 +18,7 @@ use super::{ARPHRD_ETHER, IpAddress, Link, PermanentSource};
 /// The kernel operations that reading and changing links needs. [`LinkHandle`] implements it
 /// on a real namespace; tests wrap that handle to inject failures.
 pub trait LinkOps {
-    /// A string that identifies the namespace for as long as the system runs, used to key
+    /// Returns a string that identifies the namespace while the system runs, used as the key of
     /// recorded reference addresses.
     fn netns_key(&self) -> &str;
 
@@ -44,6 +45,17 @@ pub struct LinkHandle {
     ioctl: IoctlSocket,
     netns_key: String,
     sysfs_root: Option<PathBuf>,
+    /// The ioctl results per link (index and name). They do not change while the link exists,
+    /// so reading many links back costs no further system calls.
+    ioctl_facts: HashMap<(u32, String), IoctlFacts>,
+}
+
+/// The facts about one link that come from ioctls.
+#[derive(Debug, Clone, Default)]
+struct IoctlFacts {
+    driver: Option<String>,
+    permanent: Option<crate::addr::MacAddr>,
+    wireless: bool,
 }
 
 impl LinkHandle {
@@ -53,9 +65,9 @@ impl LinkHandle {
         let sockets = netns.run_inside(|| -> std::io::Result<(Rtnl, IoctlSocket)> {
             Ok((Rtnl::open()?, IoctlSocket::open()?))
         })?;
-        let (rtnl, ioctl) = sockets.map_err(|source| LinkError::Socket {
+        let (rtnl, ioctl) = sockets.map_err(|error| LinkError::Socket {
             operation: Operation::ListLinks,
-            source,
+            error,
         })?;
 
         // The cookie is never reused while the system runs; the nsfs inode can be, once the
@@ -64,42 +76,47 @@ impl LinkHandle {
             Some(cookie) => format!("cookie:{cookie}"),
             None => format!("inode:{}", netns.id()?),
         };
-        let sysfs_root = netns
-            .is_callers()?
-            .then(|| PathBuf::from("/sys/class/net"));
+        let sysfs_root = netns.is_callers()?.then(|| PathBuf::from("/sys/class/net"));
         Ok(LinkHandle {
             rtnl,
             ioctl,
             netns_key,
             sysfs_root,
+            ioctl_facts: HashMap::new(),
         })
     }
 
     /// Adds what rtnetlink does not report: driver, assign type, Wi-Fi, and the permanent
     /// address from ethtool or the Wi-Fi phy.
-    fn complete(&self, link: &mut Link) {
+    fn complete(&mut self, link: &mut Link) {
         let sysfs = self
             .sysfs_root
             .as_deref()
             .and_then(|root| SysfsLink::find(root, &link.name, link.index));
-
+        // NOTE: in another namespace sysfs is not used, so `addr_assign_type` stays unknown and
+        // a Wi-Fi link's phy address is not read; a private mount namespace with its own sysfs
+        // mount would provide both.
         if let Some(sysfs) = &sysfs {
             link.driver = sysfs.driver();
             link.assign_type = sysfs.assign_type();
             link.wireless |= sysfs.is_wireless();
-        } else if link.link_type == ARPHRD_ETHER {
-            link.wireless |= self.ioctl.is_wireless(&link.name);
-        }
-        if link.driver.is_none() {
-            link.driver = self
-                .ioctl
-                .driver(&link.name)
-                .ok()
-                .filter(|name| !name.is_empty());
         }
 
+        let key = (link.index, link.name.clone());
+        let facts = match self.ioctl_facts.get(&key) {
+            Some(facts) => facts.clone(),
+            None => {
+                let facts = self.read_ioctl_facts(link, sysfs.is_some());
+                self.ioctl_facts.insert(key, facts.clone());
+                facts
+            }
+        };
+        link.wireless |= facts.wireless;
+        if link.driver.is_none() {
+            link.driver = facts.driver;
+        }
         if link.permanent.is_none() {
-            if let Ok(Some(permanent)) = self.ioctl.permanent_address(&link.name) {
+            if let Some(permanent) = facts.permanent {
                 link.permanent = Some(permanent);
                 link.permanent_source = Some(PermanentSource::Ethtool);
             }
@@ -112,9 +129,24 @@ impl LinkHandle {
         }
     }
 
-    /// The sysfs directory used for the caller's own namespace, if this is it.
-    pub fn sysfs_root(&self) -> Option<&Path> {
-        self.sysfs_root.as_deref()
+    fn read_ioctl_facts(&self, link: &Link, has_sysfs: bool) -> IoctlFacts {
+        // sysfs already shows whether a link in the caller's namespace is Wi-Fi.
+        let wireless =
+            !has_sysfs && link.link_type == ARPHRD_ETHER && self.ioctl.is_wireless(&link.name);
+        let driver = self
+            .ioctl
+            .driver(&link.name)
+            .ok()
+            .filter(|name| !name.is_empty());
+        let permanent = match link.permanent {
+            Some(_) => None,
+            None => self.ioctl.permanent_address(&link.name).ok().flatten(),
+        };
+        IoctlFacts {
+            driver,
+            permanent,
+            wireless,
+        }
     }
 }
 
@@ -128,6 +160,14 @@ impl LinkOps for LinkHandle {
         for link in &mut links {
             self.complete(link);
         }
+        // Forget links that are gone, so that a new link reusing an index and name is read
+        // afresh.
+        let present: std::collections::HashSet<(u32, &str)> = links
+            .iter()
+            .map(|link| (link.index, link.name.as_str()))
+            .collect();
+        self.ioctl_facts
+            .retain(|(index, name), _| present.contains(&(*index, name.as_str())));
         Ok(links)
     }
 

@@ -11,21 +11,20 @@
 //!
 //! This module decodes and encodes messages; it does not decide what to change.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REQUEST,
-    NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    DecodeError, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, ParseableParametrized,
 };
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
 use netlink_packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
-    State,
+    AfSpecInet6, AfSpecUnspec, LinkAttribute, LinkExtentMask, LinkFlags, LinkHeader, LinkInfo,
+    LinkMessage, State,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol,
@@ -51,6 +50,9 @@ const RECEIVE_CHUNK_BYTES: usize = 64 * 1024;
 
 /// How often an interrupted dump is restarted before giving up.
 const DUMP_ATTEMPTS: usize = 5;
+
+/// `sizeof(struct ifinfomsg)`.
+const LINK_HEADER_LEN: usize = 16;
 
 /// A change to send in a batch.
 #[derive(Debug, Clone)]
@@ -78,7 +80,7 @@ pub enum Request {
 }
 
 impl Request {
-    /// The index of the link the request is about.
+    /// Returns the index of the link the request changes.
     pub fn index(&self) -> u32 {
         match self {
             Request::SetAddress { index, .. } | Request::SetAdminState { index, .. } => *index,
@@ -87,7 +89,7 @@ impl Request {
         }
     }
 
-    /// The operation, for error messages.
+    /// Returns the operation, for error messages.
     pub fn operation(&self) -> Operation {
         match self {
             Request::SetAddress { .. } => Operation::SetAddress,
@@ -115,7 +117,7 @@ pub struct Route {
     pub multipath: bool,
     /// The routing table (`RTA_TABLE`, else the header's table).
     pub table: u32,
-    /// Who installed it (`RTPROT_*`: 2 kernel, 3 boot, 4 static, 9 router advertisement).
+    /// The origin of the route (`RTPROT_*`: 2 kernel, 3 boot, 4 static, 9 router advertisement).
     pub protocol: u8,
     /// The message as dumped, minus the attributes the kernel only reports.
     message: RouteMessage,
@@ -127,14 +129,18 @@ pub const RTPROT_KERNEL: u8 = 2;
 pub const RTPROT_RA: u8 = 9;
 
 impl Route {
-    /// Whether this route is the same as `other`: same family, destination, gateway, output link,
+    /// Returns whether this route is the same as `other`: same family, destination, gateway, output link,
     /// table and metric.
     pub fn same_as(&self, other: &Route) -> bool {
         let priority = |route: &Route| {
-            route.message.attributes.iter().find_map(|attribute| match attribute {
-                RouteAttribute::Priority(value) => Some(*value),
-                _ => None,
-            })
+            route
+                .message
+                .attributes
+                .iter()
+                .find_map(|attribute| match attribute {
+                    RouteAttribute::Priority(value) => Some(*value),
+                    _ => None,
+                })
         };
         self.message.header.address_family == other.message.header.address_family
             && self.destination == other.destination
@@ -190,6 +196,12 @@ impl Rtnl {
         })
     }
 
+    /// Sets `SO_RCVBUF`, so that tests can make the kernel drop replies.
+    #[cfg(test)]
+    fn set_receive_buffer(&self, bytes: usize) -> io::Result<()> {
+        self.socket.set_rx_buf_sz(bytes)
+    }
+
     /// Lists every link in the namespace. Driver, assign type and the ethtool permanent address
     /// are left for the caller to fill in.
     pub fn links(&mut self) -> Result<Vec<Link>, LinkError> {
@@ -198,15 +210,14 @@ impl Rtnl {
         request
             .attributes
             .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
-        let replies = self.dump(RouteNetlinkMessage::GetLink(request), Operation::ListLinks)?;
-
-        let mut links = Vec::with_capacity(replies.len());
-        for reply in replies {
-            if let RouteNetlinkMessage::NewLink(message) = reply {
-                links.push(decode_link(&message));
-            }
-        }
-        Ok(links)
+        self.dump(
+            RouteNetlinkMessage::GetLink(request),
+            Operation::ListLinks,
+            |message_type, payload| match message_type {
+                RTM_NEWLINK => decode_link(payload).map(Some),
+                _ => Ok(None),
+            },
+        )
     }
 
     /// Reads one link by index; `Ok(None)` when no link has that index.
@@ -216,27 +227,29 @@ impl Rtnl {
         request
             .attributes
             .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
-        let sequence = self.send(&[RouteNetlinkMessage::GetLink(request)], NLM_F_REQUEST)?;
+        let sequence = self.send(&[(RouteNetlinkMessage::GetLink(request), NLM_F_REQUEST)])?;
 
         loop {
-            for message in self.receive(Operation::GetLink)? {
-                if message.header.sequence_number != sequence {
+            for reply in self.receive(Operation::GetLink)? {
+                if reply.sequence != sequence {
                     continue;
                 }
-                match message.payload {
-                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
-                        return Ok(Some(decode_link(&link)));
+                match reply.body {
+                    Body::Data {
+                        message_type: RTM_NEWLINK,
+                        payload,
+                    } => {
+                        let link = decode_link(&self.buffer[payload])
+                            .map_err(|err| protocol_error(Operation::GetLink, err))?;
+                        return Ok(Some(link));
                     }
-                    NetlinkPayload::Error(error) => match error.code {
-                        Some(code) if code.get().abs() == libc::ENODEV => return Ok(None),
-                        Some(code) => {
-                            return Err(LinkError::Request {
-                                operation: Operation::GetLink,
-                                errno: Errno(code.get().abs()),
-                            });
-                        }
-                        None => {}
-                    },
+                    Body::Error(Errno(libc::ENODEV)) => return Ok(None),
+                    Body::Error(errno) => {
+                        return Err(LinkError::Request {
+                            operation: Operation::GetLink,
+                            errno,
+                        });
+                    }
                     _ => {}
                 }
             }
@@ -245,18 +258,19 @@ impl Rtnl {
 
     /// Lists every IPv4 and IPv6 address in the namespace.
     pub fn ip_addresses(&mut self) -> Result<Vec<IpAddress>, LinkError> {
-        let request = AddressMessage::default();
-        let replies = self.dump(
-            RouteNetlinkMessage::GetAddress(request),
+        self.dump(
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
             Operation::ListIpAddresses,
-        )?;
-        Ok(replies
-            .into_iter()
-            .filter_map(|reply| match reply {
-                RouteNetlinkMessage::NewAddress(message) => decode_ip_address(&message),
-                _ => None,
-            })
-            .collect())
+            |message_type, payload| {
+                if message_type != RTM_NEWADDR {
+                    return Ok(None);
+                }
+                match RouteNetlinkMessage::parse_with_param(payload, message_type)? {
+                    RouteNetlinkMessage::NewAddress(message) => Ok(decode_ip_address(&message)),
+                    _ => Ok(None),
+                }
+            },
+        )
     }
 
     /// Lists every IPv4 and IPv6 unicast route of every table.
@@ -265,12 +279,19 @@ impl Rtnl {
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut request = RouteMessage::default();
             request.header.address_family = family;
-            let replies =
-                self.dump(RouteNetlinkMessage::GetRoute(request), Operation::ListRoutes)?;
-            routes.extend(replies.into_iter().filter_map(|reply| match reply {
-                RouteNetlinkMessage::NewRoute(message) => decode_route(message),
-                _ => None,
-            }));
+            routes.extend(self.dump(
+                RouteNetlinkMessage::GetRoute(request),
+                Operation::ListRoutes,
+                |message_type, payload| {
+                    if message_type != RTM_NEWROUTE {
+                        return Ok(None);
+                    }
+                    match RouteNetlinkMessage::parse_with_param(payload, message_type)? {
+                        RouteNetlinkMessage::NewRoute(message) => Ok(decode_route(message)),
+                        _ => Ok(None),
+                    }
+                },
+            )?);
         }
         Ok(routes)
     }
@@ -284,24 +305,23 @@ impl Rtnl {
             let operation = window[0].operation();
             let messages: Vec<(RouteNetlinkMessage, u16)> =
                 window.iter().map(encode_request).collect();
-            let first = self.send_each(&messages)?;
+            let first = self.send(&messages)?;
 
-            let mut pending: HashMap<u32, usize> = (0..window.len())
-                .map(|offset| (first.wrapping_add(offset as u32), offset))
-                .collect();
             let mut window_results: Vec<Option<Result<(), Errno>>> = vec![None; window.len()];
-            while !pending.is_empty() {
-                for message in self.receive(operation)? {
-                    let Some(offset) = pending.get(&message.header.sequence_number).copied()
-                    else {
+            let mut pending = window.len();
+            while pending > 0 {
+                for reply in self.receive(operation)? {
+                    let offset = reply.sequence.wrapping_sub(first) as usize;
+                    let Some(slot) = window_results.get_mut(offset) else {
                         continue;
                     };
-                    if let NetlinkPayload::Error(error) = message.payload {
-                        window_results[offset] = Some(match error.code {
-                            None => Ok(()),
-                            Some(code) => Err(Errno(code.get().abs())),
-                        });
-                        pending.remove(&message.header.sequence_number);
+                    let result = match reply.body {
+                        Body::Ack => Ok(()),
+                        Body::Error(errno) => Err(errno),
+                        _ => continue,
+                    };
+                    if slot.replace(result).is_none() {
+                        pending -= 1;
                     }
                 }
             }
@@ -310,43 +330,43 @@ impl Rtnl {
         Ok(results)
     }
 
-    /// Runs a dump request and returns every message of the reply, restarting the dump when
-    /// the kernel marks it as interrupted by a concurrent change.
-    fn dump(
+    /// Runs a dump request and decodes every message of the reply with `decode`, restarting
+    /// the dump when the kernel marks it as interrupted by a concurrent change.
+    fn dump<T>(
         &mut self,
         request: RouteNetlinkMessage,
         operation: Operation,
-    ) -> Result<Vec<RouteNetlinkMessage>, LinkError> {
+        mut decode: impl FnMut(u16, &[u8]) -> Result<Option<T>, DecodeError>,
+    ) -> Result<Vec<T>, LinkError> {
         for _ in 0..DUMP_ATTEMPTS {
-            let sequence = self.send(&[request.clone()], NLM_F_REQUEST | NLM_F_DUMP)?;
-            let mut replies = Vec::new();
+            let sequence = self.send(&[(request.clone(), NLM_F_REQUEST | NLM_F_DUMP)])?;
+            let mut items = Vec::new();
             let mut interrupted = false;
             'reply: loop {
-                for message in self.receive(operation)? {
-                    if message.header.sequence_number != sequence {
+                for reply in self.receive(operation)? {
+                    if reply.sequence != sequence {
                         continue;
                     }
-                    if message.header.flags & NLM_F_DUMP_INTR != 0 {
+                    if reply.flags & NLM_F_DUMP_INTR != 0 {
                         interrupted = true;
                     }
-                    match message.payload {
-                        NetlinkPayload::InnerMessage(inner) => replies.push(inner),
-                        NetlinkPayload::Done(_) => break 'reply,
-                        NetlinkPayload::Error(error) => match error.code {
-                            Some(code) => {
-                                return Err(LinkError::Request {
-                                    operation,
-                                    errno: Errno(code.get().abs()),
-                                });
-                            }
-                            None => break 'reply,
-                        },
-                        _ => {}
+                    match reply.body {
+                        Body::Data {
+                            message_type,
+                            payload,
+                        } => {
+                            let item = decode(message_type, &self.buffer[payload])
+                                .map_err(|err| protocol_error(operation, err))?;
+                            items.extend(item);
+                        }
+                        Body::Done | Body::Ack => break 'reply,
+                        Body::Error(errno) => return Err(LinkError::Request { operation, errno }),
+                        Body::Other => {}
                     }
                 }
             }
             if !interrupted {
-                return Ok(replies);
+                return Ok(items);
             }
             log::debug!("{operation}: the kernel interrupted the dump, restarting it");
         }
@@ -358,19 +378,9 @@ impl Rtnl {
         })
     }
 
-    /// Sends one message per payload with consecutive sequence numbers, all with `flags`, and
-    /// returns the first sequence number.
-    fn send(&mut self, payloads: &[RouteNetlinkMessage], flags: u16) -> Result<u32, LinkError> {
-        let messages: Vec<(RouteNetlinkMessage, u16)> = payloads
-            .iter()
-            .map(|payload| (payload.clone(), flags))
-            .collect();
-        self.send_each(&messages)
-    }
-
-    /// Sends every message in one datagram; the kernel processes them in order and replies to
-    /// each.
-    fn send_each(&mut self, messages: &[(RouteNetlinkMessage, u16)]) -> Result<u32, LinkError> {
+    /// Sends every message in one datagram, with consecutive sequence numbers, and returns the
+    /// first sequence number. The kernel processes the messages in order and replies to each.
+    fn send(&mut self, messages: &[(RouteNetlinkMessage, u16)]) -> Result<u32, LinkError> {
         let first = self.sequence.wrapping_add(1);
         let mut datagram = Vec::new();
         for (payload, flags) in messages {
@@ -378,7 +388,8 @@ impl Rtnl {
             let mut header = NetlinkHeader::default();
             header.flags = *flags;
             header.sequence_number = self.sequence;
-            let mut message = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(payload.clone()));
+            let mut message =
+                NetlinkMessage::new(header, NetlinkPayload::InnerMessage(payload.clone()));
             message.finalize();
 
             let start = datagram.len();
@@ -406,11 +417,9 @@ impl Rtnl {
         Ok(first)
     }
 
-    /// Reads one datagram and decodes every message in it.
-    fn receive(
-        &mut self,
-        operation: Operation,
-    ) -> Result<Vec<NetlinkMessage<RouteNetlinkMessage>>, LinkError> {
+    /// Reads one datagram and splits it into messages, whose payloads stay in the buffer until
+    /// the next call.
+    fn receive(&mut self, operation: Operation) -> Result<Vec<Reply>, LinkError> {
         self.buffer.clear();
         self.buffer.reserve(RECEIVE_CHUNK_BYTES);
         let length = self
@@ -427,38 +436,103 @@ impl Rtnl {
             });
         }
 
-        let mut messages = Vec::new();
+        let mut replies = Vec::new();
         let mut offset = 0;
-        while offset + 16 <= length {
+        while offset + NLMSG_HEADER_LEN <= length {
             let bytes = &self.buffer[offset..length];
-            let message_length =
-                u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
-            if message_length < 16 || message_length > bytes.len() {
+            let message_length = u32::from_ne_bytes(bytes[0..4].try_into().unwrap()) as usize;
+            if message_length < NLMSG_HEADER_LEN || message_length > bytes.len() {
                 return Err(LinkError::Protocol {
                     operation,
                     detail: format!("invalid message length {message_length}"),
                 });
             }
-            let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(
-                &bytes[..message_length],
-            )
-            .map_err(|err| LinkError::Protocol {
-                operation,
-                detail: err.to_string(),
-            })?;
-            log::trace!("netlink receive: {message:?}");
-            messages.push(message);
+            let message_type = u16::from_ne_bytes(bytes[4..6].try_into().unwrap());
+            let flags = u16::from_ne_bytes(bytes[6..8].try_into().unwrap());
+            let sequence = u32::from_ne_bytes(bytes[8..12].try_into().unwrap());
+            let payload = offset + NLMSG_HEADER_LEN..offset + message_length;
+
+            let body = match message_type {
+                NLMSG_DONE => Body::Done,
+                NLMSG_ERROR => {
+                    // struct nlmsgerr starts with a negative errno, or 0 for an acknowledgement.
+                    let code = self
+                        .buffer
+                        .get(payload.start..payload.start + 4)
+                        .ok_or_else(|| LinkError::Protocol {
+                            operation,
+                            detail: String::from("truncated error message"),
+                        })?;
+                    match i32::from_ne_bytes(code.try_into().unwrap()) {
+                        0 => Body::Ack,
+                        code => Body::Error(Errno(code.abs())),
+                    }
+                }
+                NLMSG_NOOP | NLMSG_OVERRUN => Body::Other,
+                _ => Body::Data {
+                    message_type,
+                    payload,
+                },
+            };
+            log::trace!(
+                "netlink receive seq {sequence}: type {message_type}, {message_length} bytes"
+            );
+            replies.push(Reply {
+                sequence,
+                flags,
+                body,
+            });
             offset += message_length.next_multiple_of(4);
         }
-        Ok(messages)
+        Ok(replies)
     }
 }
 
-fn socket_error(operation: Operation, source: io::Error) -> LinkError {
-    if source.raw_os_error() == Some(libc::ENOBUFS) {
+/// `sizeof(struct nlmsghdr)`.
+const NLMSG_HEADER_LEN: usize = 16;
+const NLMSG_NOOP: u16 = 1;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLMSG_OVERRUN: u16 = 4;
+const RTM_NEWLINK: u16 = 16;
+const RTM_NEWADDR: u16 = 20;
+const RTM_NEWROUTE: u16 = 24;
+
+/// One message of a received datagram.
+struct Reply {
+    sequence: u32,
+    flags: u16,
+    body: Body,
+}
+
+enum Body {
+    /// `NLMSG_DONE`: the end of a dump.
+    Done,
+    /// `NLMSG_ERROR` with code 0.
+    Ack,
+    /// `NLMSG_ERROR` with an errno.
+    Error(Errno),
+    /// Any other message; the payload is a range of the receive buffer.
+    Data {
+        message_type: u16,
+        payload: std::ops::Range<usize>,
+    },
+    /// `NLMSG_NOOP` or `NLMSG_OVERRUN`.
+    Other,
+}
+
+fn protocol_error(operation: Operation, err: DecodeError) -> LinkError {
+    LinkError::Protocol {
+        operation,
+        detail: err.to_string(),
+    }
+}
+
+fn socket_error(operation: Operation, error: io::Error) -> LinkError {
+    if error.raw_os_error() == Some(libc::ENOBUFS) {
         LinkError::NoBuffers { operation }
     } else {
-        LinkError::Socket { operation, source }
+        LinkError::Socket { operation, error }
     }
 }
 
@@ -514,14 +588,31 @@ fn decode_mac(bytes: &[u8]) -> Option<MacAddr> {
     MacAddr::from_slice(bytes).filter(|addr| !addr.is_zero())
 }
 
-fn decode_link(message: &LinkMessage) -> Link {
-    let flags = message.header.flags;
+/// The `IFLA_*` attributes [`decode_link`] reads. The others (statistics, IPv6 device
+/// configuration, ...) are skipped without being decoded, which matters when dumping a thousand
+/// links.
+const LINK_ATTRIBUTES_READ: [u16; 7] = [
+    1,  // IFLA_ADDRESS
+    3,  // IFLA_IFNAME
+    5,  // IFLA_LINK
+    16, // IFLA_OPERSTATE
+    IFLA_LINKINFO,
+    IFLA_AF_SPEC,
+    54, // IFLA_PERM_ADDRESS
+];
+const IFLA_WIRELESS: u16 = 11;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_AF_SPEC: u16 = 26;
+
+fn decode_link(payload: &[u8]) -> Result<Link, DecodeError> {
+    let header = LinkHeader::parse(payload)?;
+    let flags = header.flags;
     let mut link = Link {
-        index: message.header.index,
+        index: header.index,
         name: String::new(),
         info_kind: None,
         wireless: false,
-        link_type: u16::from(message.header.link_layer_type),
+        link_type: u16::from(header.link_layer_type),
         driver: None,
         admin_up: flags.contains(LinkFlags::Up),
         lower_up: flags.contains(LinkFlags::LowerUp),
@@ -533,19 +624,40 @@ fn decode_link(message: &LinkMessage) -> Link {
         parent: None,
         ipv6_addr_gen_mode: None,
     };
-    for attribute in &message.attributes {
+    let attributes = payload.get(LINK_HEADER_LEN..).unwrap_or_default();
+    for nla in NlasIterator::new(attributes) {
+        let nla = nla?;
+        // kind() has the NLA_F_NESTED and NLA_F_NET_BYTEORDER flags cleared.
+        let kind = nla.kind();
+        if kind == IFLA_WIRELESS {
+            // Only its presence matters; the wireless event inside is not decoded.
+            link.wireless = true;
+            continue;
+        }
+        if !LINK_ATTRIBUTES_READ.contains(&kind) {
+            continue;
+        }
+        let attribute = match LinkAttribute::parse_with_param(&nla, header.interface_family) {
+            Ok(attribute) => attribute,
+            // The link kind and IPv6 settings are details. A kernel newer than this decoder may
+            // nest something it cannot read, and the link is still worth listing.
+            Err(err) if kind == IFLA_LINKINFO || kind == IFLA_AF_SPEC => {
+                log::debug!("link {}: skipping attribute {kind}: {err}", header.index);
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
         match attribute {
-            LinkAttribute::IfName(name) => link.name = name.clone(),
-            LinkAttribute::Address(bytes) => link.address = decode_mac(bytes),
+            LinkAttribute::IfName(name) => link.name = name,
+            LinkAttribute::Address(bytes) => link.address = decode_mac(&bytes),
             LinkAttribute::PermAddress(bytes) => {
-                link.permanent = decode_mac(bytes);
+                link.permanent = decode_mac(&bytes);
                 if link.permanent.is_some() {
                     link.permanent_source = Some(super::PermanentSource::Netlink);
                 }
             }
-            LinkAttribute::OperState(state) => link.operstate = decode_operstate(*state),
-            LinkAttribute::Link(parent) => link.parent = Some(*parent),
-            LinkAttribute::Wireless(_) => link.wireless = true,
+            LinkAttribute::OperState(state) => link.operstate = decode_operstate(state),
+            LinkAttribute::Link(parent) => link.parent = Some(parent),
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
                     if let LinkInfo::Kind(kind) = info {
@@ -558,7 +670,7 @@ fn decode_link(message: &LinkMessage) -> Link {
                     if let AfSpecUnspec::Inet6(entries) = family {
                         for entry in entries {
                             if let AfSpecInet6::AddrGenMode(mode) = entry {
-                                link.ipv6_addr_gen_mode = Some(u8::from(mode));
+                                link.ipv6_addr_gen_mode = Some(u8::from(&mode));
                             }
                         }
                     }
@@ -567,7 +679,7 @@ fn decode_link(message: &LinkMessage) -> Link {
             _ => {}
         }
     }
-    link
+    Ok(link)
 }
 
 fn decode_operstate(state: State) -> OperState {
@@ -635,14 +747,12 @@ fn encode_ip_address(ip: &IpAddress) -> AddressMessage {
     message.header.index = ip.index;
     message.header.scope = AddressScope::from(ip.scope);
     let flags = ip.flags & !IFA_STATE_FLAGS;
-    // The header holds the low 8 bits; IFA_FLAGS carries all 32.
+    // The header has room for the low 8 bits only, so IFA_FLAGS carries all 32.
     message.header.flags = AddressHeaderFlags::from_bits_retain(flags as u8);
 
     match ip.address {
         IpAddr::V4(_) => {
-            message
-                .attributes
-                .push(AddressAttribute::Local(ip.address));
+            message.attributes.push(AddressAttribute::Local(ip.address));
             message
                 .attributes
                 .push(AddressAttribute::Address(ip.peer.unwrap_or(ip.address)));
@@ -652,7 +762,9 @@ fn encode_ip_address(ip: &IpAddress) -> AddressMessage {
                     .push(AddressAttribute::Broadcast(broadcast));
             }
             if let Some(label) = &ip.label {
-                message.attributes.push(AddressAttribute::Label(label.clone()));
+                message
+                    .attributes
+                    .push(AddressAttribute::Label(label.clone()));
             }
         }
         IpAddr::V6(_) => {
@@ -667,7 +779,9 @@ fn encode_ip_address(ip: &IpAddress) -> AddressMessage {
     }
     message
         .attributes
-        .push(AddressAttribute::Flags(AddressFlags::from_bits_retain(flags)));
+        .push(AddressAttribute::Flags(AddressFlags::from_bits_retain(
+            flags,
+        )));
     message
 }
 
@@ -731,6 +845,9 @@ fn decode_route(mut message: RouteMessage) -> Option<Route> {
 /// `RTNLGRP_LINK`: the multicast group on which the kernel announces every new, changed and
 /// removed link (`<linux/rtnetlink.h>`).
 const RTNLGRP_LINK: u32 = 1;
+
+/// `RTM_DELLINK`.
+const RTM_DELLINK: u16 = 17;
 
 /// The receive buffer the notification socket asks for with `SO_RCVBUFFORCE`, which ignores
 /// `net.core.rmem_max` for a caller with CAP_NET_ADMIN. A link notification takes about 2 KiB
@@ -805,7 +922,7 @@ impl LinkEvents {
             Ok(length) => length,
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(err) if err.kind() == io::ErrorKind::Interrupted => return Ok(Some(Vec::new())),
-            Err(source) => return Err(socket_error(operation, source)),
+            Err(error) => return Err(socket_error(operation, error)),
         };
         if length > self.buffer.len() {
             return Err(LinkError::Protocol {
@@ -819,29 +936,27 @@ impl LinkEvents {
 
         let mut events = Vec::new();
         let mut offset = 0;
-        while offset + 16 <= length {
+        while offset + NLMSG_HEADER_LEN <= length {
             let bytes = &self.buffer[offset..length];
-            let message_length =
-                u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
-            if message_length < 16 || message_length > bytes.len() {
+            let message_length = u32::from_ne_bytes(bytes[0..4].try_into().unwrap()) as usize;
+            if message_length < NLMSG_HEADER_LEN || message_length > bytes.len() {
                 return Err(LinkError::Protocol {
                     operation,
                     detail: format!("invalid message length {message_length}"),
                 });
             }
-            let message =
-                NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[..message_length])
-                    .map_err(|err| LinkError::Protocol {
-                        operation,
-                        detail: err.to_string(),
-                    })?;
-            log::trace!("netlink notification: {message:?}");
-            match message.payload {
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
-                    events.push(LinkEvent::New(decode_link(&link)));
+            let message_type = u16::from_ne_bytes(bytes[4..6].try_into().unwrap());
+            let payload = &bytes[NLMSG_HEADER_LEN..message_length];
+            log::trace!("netlink notification: type {message_type}, {message_length} bytes");
+            match message_type {
+                RTM_NEWLINK => {
+                    let link =
+                        decode_link(payload).map_err(|err| protocol_error(operation, err))?;
+                    events.push(LinkEvent::New(link));
                 }
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) => {
-                    let link = decode_link(&link);
+                RTM_DELLINK => {
+                    let link =
+                        decode_link(payload).map_err(|err| protocol_error(operation, err))?;
                     events.push(LinkEvent::Removed {
                         index: link.index,
                         name: link.name,
@@ -852,5 +967,142 @@ impl LinkEvents {
             offset += message_length.next_multiple_of(4);
         }
         Ok(Some(events))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use netlink_packet_core::Emitable;
+    use netlink_packet_route::link::{InfoKind, WirelessEvent};
+
+    use super::*;
+    use crate::link::testns::TestNetns;
+
+    fn encode(message: &LinkMessage) -> Vec<u8> {
+        let mut bytes = vec![0; message.buffer_len()];
+        message.emit(&mut bytes);
+        bytes
+    }
+
+    fn message(attributes: Vec<LinkAttribute>) -> LinkMessage {
+        let mut message = LinkMessage::default();
+        message.header.index = 7;
+        message.header.link_layer_type = 1.into();
+        message.header.flags = LinkFlags::Up | LinkFlags::LowerUp;
+        message.attributes = attributes;
+        message
+    }
+
+    #[test]
+    fn decode_link_reads_permanent_and_wireless() {
+        let bytes = encode(&message(vec![
+            LinkAttribute::IfName(String::from("wlan0")),
+            LinkAttribute::Address(vec![0x02, 0, 0, 0, 0, 1]),
+            LinkAttribute::PermAddress(vec![0x3c, 0x22, 0xfb, 1, 2, 3]),
+            LinkAttribute::Wireless(WirelessEvent::Other(vec![0; 4])),
+            LinkAttribute::OperState(State::Dormant),
+            LinkAttribute::Mtu(1500),
+        ]));
+        let link = decode_link(&bytes).unwrap();
+        assert_eq!(link.index, 7);
+        assert_eq!(link.name, "wlan0");
+        assert!(link.admin_up);
+        assert!(link.lower_up);
+        assert_eq!(link.address, Some("02:00:00:00:00:01".parse().unwrap()));
+        assert_eq!(link.permanent, Some("3c:22:fb:01:02:03".parse().unwrap()));
+        assert_eq!(
+            link.permanent_source,
+            Some(super::super::PermanentSource::Netlink)
+        );
+        assert!(link.wireless);
+        assert_eq!(link.kind(), "wireless");
+        assert_eq!(link.operstate, OperState::Dormant);
+    }
+
+    #[test]
+    fn decode_link_treats_zero_addresses_as_unknown() {
+        let bytes = encode(&message(vec![
+            LinkAttribute::IfName(String::from("eth0")),
+            LinkAttribute::Address(vec![0; 6]),
+            LinkAttribute::PermAddress(vec![0; 6]),
+            LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth)]),
+        ]));
+        let link = decode_link(&bytes).unwrap();
+        assert_eq!(link.address, None);
+        assert_eq!(link.permanent, None);
+        assert_eq!(link.permanent_source, None);
+        assert_eq!(link.info_kind.as_deref(), Some("veth"));
+    }
+
+    #[test]
+    fn decode_link_rejects_truncated_message() {
+        let bytes = encode(&message(vec![LinkAttribute::IfName(String::from("eth0"))]));
+        assert!(decode_link(&bytes[..10]).is_err());
+    }
+
+    #[test]
+    fn overflowing_receive_buffer_is_no_buffers() {
+        let Some(ns) = TestNetns::create("overflowing_receive_buffer_is_no_buffers") else {
+            return;
+        };
+        ns.ip(&[
+            "link", "add", "veth0", "type", "veth", "peer", "name", "veth1",
+        ]);
+        let mut rtnl = ns.netns().run_inside(Rtnl::open).unwrap().unwrap();
+        let index = rtnl
+            .links()
+            .unwrap()
+            .into_iter()
+            .find(|link| link.name == "veth0")
+            .unwrap()
+            .index;
+
+        // The kernel's minimum receive buffer holds only a few acknowledgements, so most of a
+        // 64-request window is dropped and the socket reports ENOBUFS.
+        rtnl.set_receive_buffer(0).unwrap();
+        let requests: Vec<Request> = (0..BATCH_WINDOW)
+            .map(|i| Request::SetAdminState {
+                index,
+                up: i % 2 == 0,
+            })
+            .collect();
+        let err = rtnl.execute(&requests).unwrap_err();
+        assert!(matches!(err, LinkError::NoBuffers { .. }), "{err}");
+        assert!(err.to_string().contains("ENOBUFS"), "{err}");
+    }
+
+    #[test]
+    fn batch_reports_each_result_in_order() {
+        let Some(ns) = TestNetns::create("batch_reports_each_result_in_order") else {
+            return;
+        };
+        ns.ip(&[
+            "link", "add", "veth0", "type", "veth", "peer", "name", "veth1",
+        ]);
+        let mut rtnl = ns.netns().run_inside(Rtnl::open).unwrap().unwrap();
+        let index = rtnl
+            .links()
+            .unwrap()
+            .into_iter()
+            .find(|link| link.name == "veth0")
+            .unwrap()
+            .index;
+        let requests = [
+            Request::SetAddress {
+                index,
+                address: "02:00:00:00:00:07".parse().unwrap(),
+            },
+            Request::SetAddress {
+                index: 9999,
+                address: "02:00:00:00:00:08".parse().unwrap(),
+            },
+            Request::SetAdminState { index, up: true },
+        ];
+        let results = rtnl.execute(&requests).unwrap();
+        assert_eq!(results, [Ok(()), Err(Errno(libc::ENODEV)), Ok(())]);
+        let link = rtnl.link(index).unwrap().unwrap();
+        assert_eq!(link.address, Some("02:00:00:00:00:07".parse().unwrap()));
+        assert!(link.admin_up);
+        assert_eq!(rtnl.link(9999).unwrap(), None);
     }
 }

@@ -36,15 +36,14 @@ const FORMAT_VERSION: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// A file operation failed.
-    #[error("cannot {action} {}: {source}{}", .path.display(), permission_hint(.source))]
+    #[error("cannot {action} {}: {error}{}", .path.display(), permission_hint(.error))]
     Io {
-        /// What was being done ("read", "write", "lock", "create").
+        /// The failed action ("read", "write", "lock", "create").
         action: &'static str,
         /// The file or directory.
         path: PathBuf,
         /// The system call's error.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
 
     /// The file exists but is not a reference file this version understands.
@@ -56,7 +55,7 @@ pub enum StateError {
     Corrupt {
         /// The file.
         path: PathBuf,
-        /// What is wrong with it.
+        /// The problem with its content.
         detail: String,
     },
 }
@@ -85,6 +84,8 @@ struct Entry {
     recorded: u64,
 }
 
+// NOTE: the name is part of the key, so a link renamed after its first change loses its
+// reference, and the next run records its current address instead.
 type Key = (String, u32, String);
 
 fn key(netns: &str, link: &Link) -> Key {
@@ -98,7 +99,7 @@ pub struct References {
 }
 
 impl References {
-    /// The recorded reference of `link` in the namespace `netns`.
+    /// Returns the recorded reference of `link` in the namespace `netns`.
     pub fn get(&self, netns: &str, link: &Link) -> Option<MacAddr> {
         self.map.get(&key(netns, link)).copied()
     }
@@ -111,12 +112,12 @@ pub struct ReferenceStore {
 }
 
 impl ReferenceStore {
-    /// A store in `dir`; nothing is created until the first [`ReferenceStore::record`].
+    /// Creates a store in `dir`. Nothing is written until the first [`ReferenceStore::record`].
     pub fn new(dir: impl Into<PathBuf>) -> ReferenceStore {
         ReferenceStore { dir: dir.into() }
     }
 
-    /// The state directory.
+    /// Returns the state directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -172,10 +173,10 @@ impl ReferenceStore {
             .recursive(true)
             .mode(0o700)
             .create(&self.dir)
-            .map_err(|source| StateError::Io {
+            .map_err(|error| StateError::Io {
                 action: "create",
                 path: self.dir.clone(),
-                source,
+                error,
             })?;
         let path = self.dir.join(LOCK_FILE);
         let file = OpenOptions::new()
@@ -184,10 +185,10 @@ impl ReferenceStore {
             .write(true)
             .mode(0o600)
             .open(&path)
-            .map_err(|source| StateError::Io {
+            .map_err(|error| StateError::Io {
                 action: "open",
                 path: path.clone(),
-                source,
+                error,
             })?;
         // SAFETY: flock takes a descriptor that `file` keeps open; the lock is released when
         // the returned file is dropped.
@@ -195,7 +196,7 @@ impl ReferenceStore {
             return Err(StateError::Io {
                 action: "lock",
                 path,
-                source: io::Error::last_os_error(),
+                error: io::Error::last_os_error(),
             });
         }
         Ok(file)
@@ -206,11 +207,11 @@ impl ReferenceStore {
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
+            Err(error) => {
                 return Err(StateError::Io {
                     action: "read",
                     path,
-                    source,
+                    error,
                 });
             }
         };
@@ -244,10 +245,10 @@ impl ReferenceStore {
             .join(format!("{STATE_FILE}.{}.tmp", std::process::id()));
         let io_error = |action, path: &Path| {
             let path = path.to_path_buf();
-            move |source| StateError::Io {
+            move |error| StateError::Io {
                 action,
                 path,
-                source,
+                error,
             }
         };
 
@@ -311,7 +312,7 @@ impl Baseline {
         }
     }
 
-    /// The address, if known.
+    /// Returns the address, if known.
     pub fn address(&self) -> Option<MacAddr> {
         match self {
             Baseline::Permanent(addr) | Baseline::Reference(addr) => Some(*addr),

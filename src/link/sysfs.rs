@@ -2,7 +2,7 @@
 //! Wi-Fi, and the Wi-Fi phy's address.
 //!
 //! sysfs shows the links of the network namespace it was mounted from, so these readers are used
-//! only for the caller's own namespace, and each one first checks that the directory's
+//! only for the caller's own namespace. [`SysfsLink::find`] also checks that the directory's
 //! `ifindex` matches the link, because a link with the same name can exist elsewhere.
 
 use std::fs;
@@ -26,13 +26,13 @@ impl SysfsLink {
         (found == index).then_some(SysfsLink { dir })
     }
 
-    /// The bound driver of the underlying device (`device/driver`); none for virtual links.
+    /// Returns the bound driver of the underlying device (`device/driver`); none for virtual links.
     pub fn driver(&self) -> Option<String> {
         let target = fs::read_link(self.dir.join("device/driver")).ok()?;
         Some(target.file_name()?.to_string_lossy().into_owned())
     }
 
-    /// `addr_assign_type`.
+    /// Reads `addr_assign_type`; unknown when the file is missing or unreadable.
     pub fn assign_type(&self) -> AssignType {
         fs::read_to_string(self.dir.join("addr_assign_type"))
             .ok()
@@ -40,13 +40,13 @@ impl SysfsLink {
             .map_or(AssignType::Unknown, AssignType::from_sysfs)
     }
 
-    /// Whether the link is Wi-Fi: cfg80211 links have `phy80211`, wireless-extensions drivers
+    /// Returns whether the link is Wi-Fi: cfg80211 links have `phy80211`, wireless-extensions drivers
     /// have `wireless`.
     pub fn is_wireless(&self) -> bool {
         self.dir.join("phy80211").exists() || self.dir.join("wireless").exists()
     }
 
-    /// The Wi-Fi phy's address (`phy80211/macaddress`), which is the hardware's own.
+    /// Returns the Wi-Fi phy's address (`phy80211/macaddress`), which is the hardware's own.
     pub fn phy_address(&self) -> Option<MacAddr> {
         let text = fs::read_to_string(self.dir.join("phy80211/macaddress")).ok()?;
         text.trim()

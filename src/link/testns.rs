@@ -1,6 +1,6 @@
 //! Network namespaces for root tests: each one has a unique name, is created with `ip netns add`
 //! and deleted when the guard drops, also when the test fails. Without root the tests skip and
-//! say so on stderr, past the test harness's output capture.
+//! print why on stderr, past the test harness's output capture.
 
 use std::io::Write;
 use std::process::Command;
@@ -36,7 +36,7 @@ impl TestNetns {
         Some(TestNetns { name })
     }
 
-    /// The namespace as the link layer names it.
+    /// Returns the namespace as the link layer names it.
     pub fn netns(&self) -> Netns {
         Netns::from_arg(&self.name).unwrap()
     }
