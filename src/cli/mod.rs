@@ -6,6 +6,7 @@ mod config;
 pub mod daemon;
 mod docs;
 mod generate;
+mod install;
 mod restore;
 mod set;
 mod show;
@@ -88,6 +89,15 @@ pub enum Command {
     #[command(after_help = daemon::EXAMPLES)]
     Daemon(Box<daemon::DaemonArgs>),
 
+    /// Install the daemon, udev rule, sleep hook, default configuration and secret key, and start
+    /// the daemon.
+    #[command(after_help = install::INSTALL_EXAMPLES)]
+    Install(install::InstallArgs),
+
+    /// Remove what install put in place; optionally restore the links' addresses.
+    #[command(after_help = install::UNINSTALL_EXAMPLES)]
+    Uninstall(install::UninstallArgs),
+
     /// Set a new link's address from udev (run by 81-macveil.rules).
     #[command(name = "udev-apply", hide = true, long_about = udev::ABOUT)]
     UdevApply(Box<udev::UdevArgs>),
@@ -140,6 +150,8 @@ pub fn run(cli: Cli) -> Status {
         Command::Config(args) => config::run(&args),
         Command::Daemon(args) => daemon::run(&args),
         Command::UdevApply(args) => udev::run(&args),
+        Command::Install(args) => install::run_install(&args),
+        Command::Uninstall(args) => install::run_uninstall(&args),
         Command::Vendor(args) => vendor::run(&args),
         Command::Completions(args) => docs::run_completions(&args),
         Command::Manpage => docs::run_manpage(),

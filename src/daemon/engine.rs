@@ -846,7 +846,10 @@ impl Engine {
                     .and_then(|known| known.record.as_ref());
                 if let Some(previous) = previous {
                     if previous.status == LinkStatus::Set && previous.address == record.address {
+                        // The same outcome, under the link's current name.
+                        let ifname = std::mem::take(&mut record.ifname);
                         *record = previous.clone();
+                        record.ifname = ifname;
                         return;
                     }
                 }

@@ -3,10 +3,13 @@
 mod cycle;
 pub mod decide;
 pub mod engine;
+#[cfg(test)]
+mod engine_tests;
 pub mod facts;
 pub mod instance;
 pub mod nm;
 pub mod notify;
+pub mod restore;
 pub mod run;
 pub mod signals;
 pub mod state;

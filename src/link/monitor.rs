@@ -37,6 +37,14 @@ impl LinkMonitor {
     }
 }
 
+#[cfg(test)]
+impl LinkMonitor {
+    /// Shrinks the receive buffer, so that tests can make the kernel drop notifications.
+    pub(crate) fn set_receive_buffer(&self, bytes: usize) {
+        self.events.set_receive_buffer(bytes).unwrap();
+    }
+}
+
 impl AsRawFd for LinkMonitor {
     fn as_raw_fd(&self) -> RawFd {
         self.events.as_raw_fd()
@@ -111,5 +119,45 @@ mod tests {
             )),
             "{removed:?}"
         );
+    }
+
+    #[test]
+    fn overrun_is_reported_as_no_buffers() {
+        let Some(ns) = TestNetns::create("overrun_is_reported_as_no_buffers") else {
+            return;
+        };
+        let mut monitor = LinkMonitor::open(&ns.netns()).unwrap();
+        // The kernel's minimum buffer holds only a couple of link notifications.
+        monitor.set_receive_buffer(0);
+        for number in 0..20 {
+            let name = format!("ovr{number}");
+            let peer = format!("ovp{number}");
+            ns.ip(&["link", "add", &name, "type", "veth", "peer", "name", &peer]);
+        }
+
+        let mut overrun = false;
+        loop {
+            match monitor.receive() {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(LinkError::NoBuffers { operation }) => {
+                    assert_eq!(operation, Operation::MonitorLinks);
+                    overrun = true;
+                }
+                Err(err) => panic!("unexpected error: {err}"),
+            }
+        }
+        assert!(overrun, "20 new veth pairs fitted in the minimum buffer");
+        // The socket keeps working after an overrun.
+        monitor.set_receive_buffer(1 << 20);
+        ns.ip(&[
+            "link", "add", "after", "type", "veth", "peer", "name", "afterp",
+        ]);
+        let events = collect(&mut monitor, |events| {
+            events
+                .iter()
+                .any(|event| matches!(event, LinkEvent::New(link) if link.name == "after"))
+        });
+        assert!(!events.is_empty());
     }
 }

@@ -911,6 +911,12 @@ impl LinkEvents {
         })
     }
 
+    /// Sets `SO_RCVBUF`, so that tests can make the kernel drop notifications.
+    #[cfg(test)]
+    pub(super) fn set_receive_buffer(&self, bytes: usize) -> io::Result<()> {
+        self.socket.set_rx_buf_sz(bytes)
+    }
+
     /// Reads one datagram of notifications. Returns `Ok(None)` when none is queued, and
     /// [`LinkError::NoBuffers`] when the kernel dropped notifications because the buffer was
     /// full: the caller must then read every link again, because some changes were lost.
