@@ -9,6 +9,7 @@ use std::fs;
 
 pub mod nm_lab;
 pub mod nm_profile;
+pub mod process;
 
 /// Returns whether the test process runs as root.
 pub fn is_root() -> bool {
