@@ -7,8 +7,12 @@
 
 use std::fs;
 
+pub mod capture;
+pub mod eager_manager;
+pub mod link_lab;
 pub mod nm_lab;
 pub mod nm_profile;
+pub mod packet;
 pub mod process;
 
 /// Returns whether the test process runs as root.
