@@ -36,19 +36,19 @@ const HOOK_PATH: &str = "usr/lib/systemd/system-sleep/macveil";
 const CONFIG_PATH: &str = "etc/macveil/macveil.conf";
 const KEY_PATH: &str = "var/lib/macveil/secret_key";
 
-/// Where each piece goes under one root.
+/// The paths of every piece under one root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     root: PathBuf,
 }
 
 impl Layout {
-    /// The layout under `root`.
+    /// Creates the layout under `root`.
     pub fn new(root: impl Into<PathBuf>) -> Layout {
         Layout { root: root.into() }
     }
 
-    /// Whether this is the running system's root, where services can be started.
+    /// Returns whether this is the running system's root, where services can be started.
     pub fn is_system_root(&self) -> bool {
         fs::canonicalize(&self.root).is_ok_and(|root| root == Path::new("/"))
     }
@@ -84,7 +84,7 @@ impl Layout {
     }
 }
 
-/// What happened to one file.
+/// The change made to one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileAction {
     /// The file did not exist and was written.
@@ -131,7 +131,7 @@ pub enum InstallError {
     /// A file could not be written, read or removed.
     #[error("cannot {action} {}: {error}{}", path.display(), permission_hint(error))]
     Io {
-        /// What was being done.
+        /// The operation that failed.
         action: &'static str,
         /// The file.
         path: PathBuf,
@@ -162,7 +162,7 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Inst
     }
 }
 
-/// What to install.
+/// The choices of an installation.
 #[derive(Debug, Clone)]
 pub struct InstallOptions {
     /// The binary to copy into place; none leaves the binary alone.
@@ -171,7 +171,7 @@ pub struct InstallOptions {
     pub nm_config: bool,
 }
 
-/// The unit, with the daemon's options added.
+/// Returns the unit, with the daemon's options added.
 pub fn unit_text(nm_config: bool) -> String {
     if !nm_config {
         return UNIT.to_string();
@@ -182,7 +182,7 @@ pub fn unit_text(nm_config: bool) -> String {
     )
 }
 
-/// The udev rule, with the helper's options added.
+/// Returns the udev rule, with the helper's options added.
 pub fn udev_rule_text(nm_config: bool) -> String {
     if !nm_config {
         return UDEV_RULE.to_string();

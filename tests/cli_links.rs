@@ -49,6 +49,8 @@ fn set_random_then_show_reports_anonymized() {
     assert_eq!(row["kind"], "veth");
     assert_eq!(row["driver"], "veth");
     assert_eq!(row["permanent"], Value::Null);
+    // Read from a sysfs mounted inside the namespace.
+    assert_eq!(row["assign_type"], "random");
 
     let output = macveil_in(&ns, state.path(), &["set", "veth0", "--random"]);
     assert!(output.status.success(), "{}", describe(&output));
@@ -70,6 +72,7 @@ fn set_random_then_show_reports_anonymized() {
     let row = show_json(&ns, state.path(), "veth0");
     assert_eq!(row["verdict"], "anonymized");
     assert_eq!(row["address"], new.as_str());
+    assert_eq!(row["assign_type"], "set");
     assert_eq!(row["reference"], original.as_str());
 
     let output = macveil_in(&ns, state.path(), &["restore", "veth0"]);
@@ -270,7 +273,10 @@ fn link_without_address_is_rejected() {
     let output = macveil_in(&ns, state.path(), &["set", "veth0", "lo", "--random"]);
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     let message = stderr(&output);
-    assert!(message.contains("lo (loopback) has no 6-byte hardware address"), "{message}");
+    assert!(
+        message.contains("lo (loopback) has no 6-byte hardware address"),
+        "{message}"
+    );
     assert_eq!(ns.address("veth0"), before);
 }
 

@@ -4,7 +4,7 @@
 //! test binds, as systemd would. Every daemon is killed by its process id when its guard drops,
 //! also when the test fails.
 //!
-//! Without root the tests skip and say so on stderr.
+//! Without root the tests skip, with a message on stderr.
 
 use std::fs;
 use std::io::Write;
@@ -501,6 +501,12 @@ fn first_start_spares_running_links_unless_now() {
     let mut daemon = lab.start_daemon(&[]);
     let log = daemon.wait_log("exposed");
     assert_eq!(lab.address("tv0"), original, "{log}");
+    // The log shows the vendor part of the address it must hide, not the whole address.
+    assert!(
+        log.contains(&format!("{}:xx:xx:xx", &original[..8])),
+        "{log}"
+    );
+    assert!(!log.contains(&original), "{log}");
     assert!(lab.link("tv0").unwrap().up);
     assert_eq!(lab.record("tv0").unwrap()["status"], "exposed");
 
@@ -518,11 +524,66 @@ fn first_start_spares_running_links_unless_now() {
     ]);
     second.ip(&["link", "set", "tv0", "up"]);
     let running = second.address("tv0");
-    let _now = second.start_daemon(&["--now"]);
+    let now = second.start_daemon(&["--now", "--reveal"]);
     let set = second.wait_for_change("tv0", &running);
     assert_ne!(set, changed, "two keys gave one address");
     let link = second.wait_for("tv0 back up", || second.link("tv0").filter(|link| link.up));
     assert_eq!(link.address, set);
+    // --reveal shows the whole address.
+    now.wait_log(&running);
+}
+
+#[test]
+fn apply_to_running_changes_running_links() {
+    let Some(lab) = Lab::new("apply_to_running_changes_running_links") else {
+        return;
+    };
+    lab.write_config(&format!(
+        "{STABLE_PER_BOOT}\n[device-test]\nmatch-device=interface-name:tv0\n\
+         macveil.apply-to-running=yes\n"
+    ));
+    for name in ["tv0", "tv1"] {
+        let peer = format!("other-{name}");
+        lab.ip(&["link", "add", name, "type", "veth", "peer", "name", &peer]);
+        lab.ip(&["link", "set", name, "up"]);
+    }
+    let tv0 = lab.address("tv0");
+    let tv1 = lab.address("tv1");
+
+    let daemon = lab.start_daemon(&[]);
+    lab.wait_for_change("tv0", &tv0);
+    assert_eq!(lab.address("tv1"), tv1, "{}", daemon.log());
+    assert_eq!(lab.record("tv1").unwrap()["status"], "exposed");
+}
+
+#[test]
+fn on_failure_warn_leaves_link_up() {
+    let Some(lab) = Lab::new("on_failure_warn_leaves_link_up") else {
+        return;
+    };
+    lab.write_config(&format!(
+        "{STABLE_PER_BOOT}\n[device-test]\nmatch-device=interface-name:tv*\n\
+         macveil.on-failure=warn\n"
+    ));
+    let daemon = lab.start_daemon(&[]);
+    lab.ip(&["link", "add", "tvifb", "type", "ifb"]);
+    daemon.wait_log("tvifb: could not set its stable address");
+    lab.ip(&["link", "set", "tvifb", "up"]);
+
+    let record = lab.wait_for("the failed record of tvifb", || {
+        lab.record("tvifb")
+            .filter(|record| record["status"] == "failed")
+    });
+    assert!(
+        record["detail"]
+            .as_str()
+            .unwrap()
+            .contains("on-failure=warn"),
+        "{record}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(lab.link("tvifb").unwrap().up, "{}", daemon.log());
+    assert!(daemon.log().contains("warn: tvifb"), "{}", daemon.log());
 }
 
 #[test]
@@ -667,6 +728,29 @@ fn invalid_configuration_refuses_to_start() {
     assert!(log.contains("stabel"), "{log}");
     assert_eq!(lab.address("tv0"), original);
     assert!(!lab.state_dir().join("links.json").exists());
+}
+
+#[test]
+fn missing_namespace_exits_with_two() {
+    let Some(lab) = Lab::new("missing_namespace_exits_with_two") else {
+        return;
+    };
+    lab.write_config(STABLE_PER_BOOT);
+    let output = Command::new(MACVEIL)
+        .args([
+            "daemon",
+            "--netns",
+            "macveil-no-such-namespace",
+            "--state-dir",
+        ])
+        .arg(lab.state_dir())
+        .arg("--config")
+        .arg(lab.path("macveil.conf"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("ip netns list"), "{stderr}");
 }
 
 #[test]
@@ -878,4 +962,41 @@ fn udev_helper_leaves_running_links_to_daemon() {
     assert!(stdout.contains("MACVEIL_STATE=exposed\n"), "{stdout}");
     assert_eq!(lab.address("tv0"), original);
     assert!(lab.link("tv0").unwrap().up);
+}
+
+#[test]
+fn udev_helper_times_out_closed() {
+    let Some(lab) = Lab::new("udev_helper_times_out_closed") else {
+        return;
+    };
+    lab.write_config(STABLE_PER_BOOT);
+    lab.ip(&[
+        "link", "add", "tv0", "type", "veth", "peer", "name", "other0",
+    ]);
+    let original = lab.address("tv0");
+
+    // Another process holds the reference lock, so the helper cannot record the reference and
+    // waits until its time limit.
+    fs::create_dir_all(lab.state_dir()).unwrap();
+    let lock = fs::File::create(lab.state_dir().join("references.lock")).unwrap();
+    // SAFETY: flock takes a descriptor that `lock` keeps open for the rest of the test.
+    let locked = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
+    assert_eq!(locked, 0);
+
+    let started = Instant::now();
+    let output = lab.udev_apply("tv0", "tv0");
+    let took = started.elapsed();
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "udev ignores the output of a failing program"
+    );
+    assert_eq!(
+        stdout,
+        "MACVEIL_STATE=timeout\nNM_UNMANAGED=1\nID_NET_MANAGED_BY=io.macveil.held-down\n"
+    );
+    assert!(took >= Duration::from_secs(9), "{took:?}");
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    assert_eq!(lab.address("tv0"), original);
+    assert!(!lab.link("tv0").unwrap().up);
 }

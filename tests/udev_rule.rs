@@ -3,8 +3,8 @@
 //! through `IMPORT{program}` and imports its properties.
 //!
 //! The test runs in a new network and mount namespace (`unshare -n -m`, private mounts): a fresh
-//! sysfs shows only the namespace's links, and a tmpfs on /run/udev holds the rule, so the
-//! host's links and rules are not touched. It needs root and udevadm, and skips without them.
+//! sysfs shows only the namespace's links, and the rule lives on a tmpfs mounted on /run/udev,
+//! so the host's links and rules are not touched. It needs root and udevadm, and skips without them.
 
 use std::fs;
 use std::io::Write;
@@ -35,7 +35,10 @@ echo "OPERSTATE=$(cat /sys/class/net/tv5/operstate)"
 "#;
 
 fn skip(reason: &str) {
-    let _ = writeln!(std::io::stderr(), "SKIPPED udev_rule_sets_address: {reason}");
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED udev_rule_sets_address: {reason}"
+    );
 }
 
 #[test]
@@ -54,7 +57,13 @@ fn udev_rule_sets_address() {
     let config = dir.path().join("macveil.conf");
     fs::write(&config, CONFIG).unwrap();
     let created = Command::new(MACVEIL)
-        .args(["gen", "--stable", "--ifname", "probe", "--create-secret-key"])
+        .args([
+            "gen",
+            "--stable",
+            "--ifname",
+            "probe",
+            "--create-secret-key",
+        ])
         .arg("--secret-key")
         .arg(&key)
         .output()
@@ -70,12 +79,24 @@ fn udev_rule_sets_address() {
         state.display()
     );
     let rule = shipped.replace("/usr/local/bin/macveil udev-apply", &helper);
-    assert_ne!(rule, shipped, "the rule no longer runs /usr/local/bin/macveil udev-apply");
+    assert_ne!(
+        rule, shipped,
+        "the rule no longer runs /usr/local/bin/macveil udev-apply"
+    );
     let rule_path = dir.path().join("81-macveil.rules");
     fs::write(&rule_path, rule).unwrap();
 
     let output = Command::new("unshare")
-        .args(["--net", "--mount", "--propagation", "private", "sh", "-c", SCRIPT, "sh"])
+        .args([
+            "--net",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            SCRIPT,
+            "sh",
+        ])
         .arg(&rule_path)
         .output()
         .unwrap();

@@ -90,7 +90,12 @@ impl PolicyArgs {
             state_dir: self.state_dir.clone(),
             netns,
             key_path,
-            boot_id: self.boot_id.clone(),
+            boot_id: self
+                .boot_id
+                .as_deref()
+                .map(run::normalize_boot_id)
+                .transpose()
+                .map_err(anyhow::Error::msg)?,
             nm_devices_dir: self.nm_devices_dir.clone(),
         })
     }

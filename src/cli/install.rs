@@ -74,7 +74,7 @@ pub struct UninstallArgs {
     #[arg(long)]
     pub purge: bool,
 
-    /// The daemon's state directory, whose records say which links --restore changes back.
+    /// The daemon's state directory, whose records name the links --restore changes back.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
 

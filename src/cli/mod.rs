@@ -121,8 +121,9 @@ pub enum Command {
 }
 
 impl Cli {
-    /// The verbosity to log with: the daemon logs every address change (`info`) by default,
-    /// because its log is the record of what it did; other commands log warnings and errors.
+    /// Returns the verbosity to log with. The daemon logs every address change (`info`) by
+    /// default, because its log is the record of what it did. Other commands log warnings and
+    /// errors.
     pub fn log_verbosity(&self) -> u8 {
         match self.command {
             Command::Daemon(_) => self.verbose.max(1),

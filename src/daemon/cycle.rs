@@ -2,11 +2,12 @@
 //!
 //! [`crate::link::apply::apply`] changes an address while the link is up when the driver allows
 //! it, and takes the link down and up again (restoring its IP addresses and routes) only when
-//! the driver refuses with EBUSY. The daemon wants more for a link that is up with the address
-//! it must hide: down, new address, up, so that every peer sees a new link rather than the same
-//! link under another address. [`ForcedCycle`] wraps the kernel interface and answers EBUSY to
-//! the first address change of each chosen link while that link is still up, which makes
-//! `apply` run its cycle for exactly those links.
+//! the driver rejects the change with EBUSY. For a link found up with the address it must hide,
+//! the daemon always wants the second: down, new address, up, so that the link's connection
+//! starts again under the new address, as it does when a network manager activates a link.
+//! [`ForcedCycle`] wraps the kernel interface and returns EBUSY for the first address change of
+//! each chosen link while that link is still up, which makes `apply` run its cycle for exactly
+//! those links.
 
 use std::collections::HashSet;
 
@@ -52,8 +53,8 @@ impl LinkOps for ForcedCycle<'_> {
         self.inner.link(index)
     }
 
-    /// Sends every request the kernel should see in one batch, in order, and answers EBUSY for
-    /// the intercepted ones.
+    /// Sends every request the kernel should receive in one batch, in order, and returns EBUSY
+    /// for the intercepted ones.
     fn execute(&mut self, requests: &[Request]) -> Result<Vec<Result<(), Errno>>, LinkError> {
         let mut results: Vec<Option<Result<(), Errno>>> = vec![None; requests.len()];
         let mut forwarded = Vec::with_capacity(requests.len());

@@ -27,6 +27,7 @@ use super::decide::{
 };
 use super::facts;
 use super::nm::DeviceStates;
+use super::scoped::Scoped;
 use super::state::{LinkRecord, LinkStatus, RecordStore, RecordUpdate, Writer, now_seconds};
 use super::target::{self, Keys, Plan, Shared};
 use crate::addr::MacAddr;
@@ -36,7 +37,12 @@ use crate::link::state::{Baseline, ReferenceStore, References};
 use crate::link::{Link, LinkError, LinkEvent, LinkOps, Request};
 use crate::rng::RandomSource;
 
-/// How the engine behaves, fixed for its life.
+/// The largest number of changes that [`apply`] reads link by link rather than with one dump.
+/// The limit is an estimate: one read per link is cheaper than a dump of every link while the
+/// pass is much smaller than the host's link count.
+const SCOPED_PASS_MAX: usize = 16;
+
+/// The engine's settings, fixed for its life.
 pub struct Settings {
     /// The state directory (references and link records).
     pub state_dir: PathBuf,
@@ -45,7 +51,7 @@ pub struct Settings {
     /// `--reveal`: log permanent and reference addresses in full.
     pub reveal: bool,
     /// This is the daemon's first start of the boot, so links found up are spared unless `now`
-    /// or `macveil.apply-to-running` says otherwise.
+    /// or `macveil.apply-to-running` requests otherwise.
     pub first_start: bool,
     /// Never cycle a link that is up: the udev helper only sets addresses of links that are
     /// down, and leaves running links to the daemon.
@@ -54,11 +60,11 @@ pub struct Settings {
     pub sysfs_net: Option<PathBuf>,
     /// NetworkManager's device state files, when the links are in the caller's namespace.
     pub nm_devices: Option<DeviceStates>,
-    /// Which program writes the link records.
+    /// The program that writes the link records.
     pub writer: Writer,
 }
 
-/// What one pass did, counted over its links.
+/// The outcome of one pass, counted over its links.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
     /// Links looked at.
@@ -83,7 +89,7 @@ impl Summary {
     }
 }
 
-/// What the engine remembers about one link between passes.
+/// The engine's memory of one link between passes.
 #[derive(Debug, Default)]
 struct Known {
     name: String,
@@ -94,6 +100,10 @@ struct Known {
     history: UndoHistory,
     /// Left down after repeated write-backs, and down since.
     given_up: bool,
+    /// Its change failed with `macveil.on-failure=warn`. It is not retried on the link's own
+    /// changes, which include the cycle of the failed attempt, until it reappears or the
+    /// configuration is reloaded or the system resumes.
+    warned: bool,
     /// When a `random` link with `macveil.random-rotate` gets its next address.
     rotate_at: Option<Instant>,
     /// The last record written, to skip writing the same outcome again.
@@ -117,6 +127,8 @@ pub struct Engine {
     keys: Keys,
     boot_id: Result<String, String>,
     references: ReferenceStore,
+    /// The references as last read or recorded.
+    references_cache: Option<References>,
     records: RecordStore,
     netns: String,
     known: HashMap<u32, Known>,
@@ -135,6 +147,7 @@ impl Engine {
     ) -> Engine {
         Engine {
             references: ReferenceStore::new(&settings.state_dir),
+            references_cache: None,
             records: RecordStore::new(&settings.state_dir),
             netns: ops.netns_key().to_string(),
             settings,
@@ -146,7 +159,7 @@ impl Engine {
         }
     }
 
-    /// The namespace key the records use.
+    /// Returns the namespace key the records use.
     pub fn netns(&self) -> &str {
         &self.netns
     }
@@ -260,6 +273,7 @@ impl Engine {
 
     /// Checks every link after a resume from suspend: `random` links get a new address.
     pub fn resume(&mut self, ops: &mut dyn LinkOps) -> Result<Summary, LinkError> {
+        self.clear_warnings();
         self.whole_pass(ops, Trigger::Resumed)
     }
 
@@ -268,6 +282,7 @@ impl Engine {
     pub fn reload(&mut self, ops: &mut dyn LinkOps, config: Config) -> Result<Summary, LinkError> {
         self.config = config;
         self.keys.forget();
+        self.clear_warnings();
         self.whole_pass(ops, Trigger::Changed)
     }
 
@@ -278,10 +293,11 @@ impl Engine {
             return Ok(Summary::default());
         }
         self.keys.forget();
+        self.clear_warnings();
         self.whole_pass(ops, Trigger::Changed)
     }
 
-    /// The earliest `macveil.random-rotate` deadline, if any link has one.
+    /// Returns the earliest `macveil.random-rotate` deadline, if any link has one.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.known
             .values()
@@ -312,6 +328,13 @@ impl Engine {
             }
         }
         self.process(ops, work, Vec::new())
+    }
+
+    /// Lets links whose change failed with `macveil.on-failure=warn` be tried again.
+    fn clear_warnings(&mut self) {
+        for known in self.known.values_mut() {
+            known.warned = false;
+        }
     }
 
     fn whole_pass(
@@ -385,11 +408,11 @@ impl Engine {
             }
         }
         let entries: Vec<&Link> = carried.iter().collect();
-        self.references.record(ops.netns_key(), &entries)?;
+        self.references_cache = Some(self.references.record(ops.netns_key(), &entries)?);
         Ok(())
     }
 
-    /// Runs one pass over `work` and forgets the `removed` links.
+    /// Runs one pass over `work` and drops the records of the `removed` links.
     fn process(
         &mut self,
         ops: &mut dyn LinkOps,
@@ -432,7 +455,12 @@ impl Engine {
     /// Loads the references and records one for each managed link that has neither a permanent
     /// address nor a reference yet.
     fn references_for(&mut self, work: &[(Link, Trigger)]) -> Result<References, LinkError> {
-        let references = self.references.load()?;
+        // Entries are never replaced, so the copy from the last read stays true. A link missing
+        // from it makes `record` read the file again, with any entry the udev helper added.
+        let references = match self.references_cache.take() {
+            Some(references) => references,
+            None => self.references.load()?,
+        };
         let mut missing = Vec::new();
         for (link, _) in work {
             if link.permanent.is_some()
@@ -447,10 +475,13 @@ impl Engine {
                 missing.push(link);
             }
         }
-        if missing.is_empty() {
-            return Ok(references);
-        }
-        Ok(self.references.record(&self.netns, &missing)?)
+        let references = if missing.is_empty() {
+            references
+        } else {
+            self.references.record(&self.netns, &missing)?
+        };
+        self.references_cache = Some(references.clone());
+        Ok(references)
     }
 
     fn decide_all(&mut self, work: Vec<(Link, Trigger)>, references: &References) -> Vec<Item> {
@@ -492,7 +523,14 @@ impl Engine {
                     .is_some_and(|states| states.is_managed(link.index)),
             };
 
+            if trigger == Trigger::Appeared {
+                known.warned = false;
+            }
+            let retry_suppressed = known.warned
+                && policy.on_failure.value == OnFailure::Warn
+                && matches!(trigger, Trigger::Changed | Trigger::WentDown);
             let action = match (link.address, plan.intent) {
+                _ if retry_suppressed => Action::None,
                 // A link without a 6-byte address has nothing to hide or set.
                 (None, _) => Action::None,
                 (Some(current), intent) => {
@@ -579,8 +617,16 @@ impl Engine {
                 cycle: true,
                 after_failure,
             };
-            let mut forced = ForcedCycle::new(ops, cycled);
-            for report in apply::apply(&mut forced, &self.references, &changes, &options)? {
+            let results = if changes.len() <= SCOPED_PASS_MAX {
+                let indexes = changes.iter().map(|change| change.index).collect();
+                let mut scoped = Scoped::new(ops, indexes);
+                let mut forced = ForcedCycle::new(&mut scoped, cycled);
+                apply::apply(&mut forced, &self.references, &changes, &options)?
+            } else {
+                let mut forced = ForcedCycle::new(ops, cycled);
+                apply::apply(&mut forced, &self.references, &changes, &options)?
+            };
+            for report in results {
                 reports.insert(report.index, report);
             }
         }
@@ -588,6 +634,7 @@ impl Engine {
         let down: Vec<Request> = items
             .iter()
             .filter(|item| matches!(item.action, Action::GiveUp | Action::HoldDown))
+            .filter(|item| failure_mode(&item.policy) == AfterFailure::StayDown)
             .map(|item| Request::SetAdminState {
                 index: item.link.index,
                 up: false,
@@ -660,6 +707,7 @@ impl Engine {
         };
         let hidden = item.baseline.address();
         let exposed = hidden.is_some() && hidden == item.link.address;
+        let stays_down = failure_mode(&item.policy) == AfterFailure::StayDown;
 
         match (item.action, report) {
             (Action::SetWhileDown(_) | Action::Cycle(_), Some(report)) => {
@@ -696,40 +744,88 @@ impl Engine {
                 summary.exposed += 1;
             }
             (Action::GiveUp, _) => {
-                record.status = LinkStatus::HeldDown;
-                record.address = None;
+                let consequence = if stays_down {
+                    "the link stays down"
+                } else {
+                    "macveil stops undoing it until the configuration is reloaded \
+                     (macveil.on-failure=warn)"
+                };
                 let detail = format!(
                     "its hardware address was written back more than {MAX_UNDO_PER_MINUTE} times \
-                     within a minute, so another program keeps setting it; the link stays down. \
-                     If NetworkManager manages it, set {}=preserve in its profile or run \
-                     'macveil nm install'; otherwise stop the program that sets the address, then \
-                     bring the link up",
+                     within a minute, so another program keeps setting it; {consequence}. If \
+                     NetworkManager manages it, set {}=preserve in its profile or run 'macveil nm \
+                     install'; otherwise stop the program that sets the address, then bring the \
+                     link up",
                     item.policy.cloned_mac_address_key()
                 );
-                log::error!("{name}: {detail}");
-                record.detail = Some(detail);
-                summary.held_down += 1;
+                self.conclude_refusal(item, detail, &mut record, &mut summary);
             }
             (Action::HoldDown, _) => {
-                record.status = LinkStatus::HeldDown;
-                record.address = None;
                 let reason = item.plan.blocked.clone().unwrap_or_default();
+                let consequence = if stays_down {
+                    "the link stays down until it can"
+                } else {
+                    "the link keeps its address (macveil.on-failure=warn)"
+                };
                 let detail = format!(
-                    "its {} address cannot be derived ({reason}); the link stays down until it can",
+                    "its {} address cannot be derived ({reason}); {consequence}",
                     item.plan.label
                 );
-                log::error!("{name}: {detail}");
-                record.detail = Some(detail);
-                summary.held_down += 1;
+                self.conclude_refusal(item, detail, &mut record, &mut summary);
+            }
+            (Action::None, _) if exposed && self.is_warned(item.link.index) => {
+                // A failed change under on-failure=warn that is not retried yet.
+                let previous = self
+                    .known
+                    .get(&item.link.index)
+                    .and_then(|known| known.record.clone());
+                if let Some(previous) = previous {
+                    record.detail = previous.detail;
+                }
+                record.status = LinkStatus::Failed;
+                record.address = None;
+                summary.failed += 1;
             }
             (Action::None, _) => {
                 self.conclude_unchanged(item, exposed, &mut record, &mut summary);
             }
         }
 
+        if record.status == LinkStatus::Failed && !stays_down {
+            if let Some(known) = self.known.get_mut(&item.link.index) {
+                known.warned = true;
+            }
+        }
         self.keep_given_up(item, report, &mut record);
         self.schedule_rotation(item, &record);
         (record, summary)
+    }
+
+    /// Records and logs a link the engine takes down (or, with `macveil.on-failure=warn`, only
+    /// warns about) without changing its address.
+    fn conclude_refusal(
+        &self,
+        item: &Item,
+        detail: String,
+        record: &mut LinkRecord,
+        summary: &mut Summary,
+    ) {
+        let name = &item.link.name;
+        record.address = None;
+        if failure_mode(&item.policy) == AfterFailure::StayDown {
+            record.status = LinkStatus::HeldDown;
+            summary.held_down += 1;
+            if self.known_record_status(item.link.index) != Some(LinkStatus::HeldDown) {
+                log::error!("{name}: {detail}");
+            }
+        } else {
+            record.status = LinkStatus::Failed;
+            summary.failed += 1;
+            if self.known_record_status(item.link.index) != Some(LinkStatus::Failed) {
+                log::warn!("{name}: {detail}");
+            }
+        }
+        record.detail = Some(detail);
     }
 
     fn conclude_change(
@@ -862,7 +958,7 @@ impl Engine {
     }
 
     /// Keeps the record of a link left down after repeated write-backs while it stays down, even
-    /// when it gets its address in the meantime, so that the record still says why it is down.
+    /// when it gets its address in the meantime, so that the record still explains why it is down.
     fn keep_given_up(&mut self, item: &Item, report: Option<&LinkReport>, record: &mut LinkRecord) {
         let Some(known) = self.known.get_mut(&item.link.index) else {
             return;
@@ -906,6 +1002,10 @@ impl Engine {
         }
     }
 
+    fn is_warned(&self, index: u32) -> bool {
+        self.known.get(&index).is_some_and(|known| known.warned)
+    }
+
     fn known_record_status(&self, index: u32) -> Option<LinkStatus> {
         self.known
             .get(&index)
@@ -923,7 +1023,7 @@ impl Engine {
     }
 }
 
-/// The stronger of two triggers for the same link within one batch.
+/// Returns the stronger of two triggers for the same link within one batch.
 fn stronger(first: Trigger, second: Trigger) -> Trigger {
     let rank = |trigger: Trigger| match trigger {
         Trigger::Appeared => 4,
@@ -946,7 +1046,7 @@ fn failure_mode(policy: &LinkPolicy) -> AfterFailure {
     }
 }
 
-/// Where the link's cloned-mac-address came from, or why the link is not managed.
+/// Returns the origin of the link's cloned-mac-address, or why the link is not managed.
 fn origin_of(policy: &LinkPolicy) -> String {
     if !policy.managed {
         return policy.reason.to_string();
@@ -957,7 +1057,7 @@ fn origin_of(policy: &LinkPolicy) -> String {
     }
 }
 
-/// Whether two records say the same thing, ignoring when they were written.
+/// Returns whether two records have the same content, ignoring when they were written.
 fn same_outcome(old: &LinkRecord, new: &LinkRecord) -> bool {
     let mut old = old.clone();
     old.time = new.time;

@@ -1,6 +1,6 @@
-//! Engine tests on a real namespace through the library: what the command-line tests cannot
-//! reach without waiting minutes or without a driver this kernel lacks (the fault seam of
-//! [`crate::link::fault`]), and the passes the event loop runs after overruns and timers.
+//! Engine tests on a real namespace, through the library. They cover what the command-line
+//! tests cannot reach without waiting minutes or without a driver this kernel lacks (the fault
+//! seam of [`crate::link::fault`]), and the passes the event loop runs after overruns and timers.
 
 use std::fs;
 use std::time::{Duration, Instant};
@@ -144,7 +144,7 @@ fn permanent_address_is_the_one_hidden() {
     let mut engine = lab.engine(RANDOM, None);
 
     // A card whose permanent address differs from its current one is not exposed, so the
-    // engine keeps its address; once the permanent address is written back it is undone.
+    // engine keeps its address. Once the permanent address is written back, it is undone.
     let elsewhere: MacAddr = "3c:22:fb:01:02:03".parse().unwrap();
     let mut faulty = FaultyLinks::new(&mut lab.handle);
     faulty.inject(link.index, Fault::Permanent(elsewhere));

@@ -46,8 +46,8 @@ pub fn of(link: &Link, reference: Option<MacAddr>, sysfs_net: Option<&Path>) -> 
     }
 }
 
-/// Whether the sysfs directory belongs to the link with `index`, not to a link of the same name
-/// in another namespace.
+/// Returns whether the sysfs directory belongs to the link with `index`, not to a link of the
+/// same name in another namespace.
 fn same_index(dir: &Path, index: u32) -> bool {
     fs::read_to_string(dir.join("ifindex"))
         .ok()

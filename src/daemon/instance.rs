@@ -1,6 +1,6 @@
 //! One daemon at a time per state directory: an exclusive `flock` on `daemon.lock`, held for the
 //! life of the process and released by the kernel when it exits, however it exits. The file
-//! holds the holder's process id for the error message of a second instance.
+//! contains the holder's process id for the error message of a second instance.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};

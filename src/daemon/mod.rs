@@ -11,6 +11,7 @@ pub mod nm;
 pub mod notify;
 pub mod restore;
 pub mod run;
+mod scoped;
 pub mod signals;
 pub mod state;
 pub mod target;

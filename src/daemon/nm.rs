@@ -1,7 +1,7 @@
 //! Whether NetworkManager manages a link, from the per-device state files it keeps in
 //! `/run/NetworkManager/devices/IFINDEX`.
 //!
-//! NetworkManager writes one key file per device it knows (`nm_config_device_state_write()` in
+//! NetworkManager writes one key file per device it tracks (`nm_config_device_state_write()` in
 //! `src/core/nm-config.c`): group `[device]`, key `managed=true|false`, and while a profile is
 //! active, `connection-uuid=`. A device NetworkManager manages gets its address from the
 //! profile's `cloned-mac-address` at every activation, so the daemon leaves such a link's
@@ -9,11 +9,15 @@
 //!
 //! The files describe NetworkManager's own namespace, so they are consulted only for links of
 //! the namespace the daemon runs in.
+//!
+//! NOTE: the files do not say which `cloned-mac-address` the active profile uses, so a link
+//! NetworkManager manages with `preserve` counts as managed with a policy of its own too, and
+//! its `random` address is not rotated when it goes down.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// Where NetworkManager keeps its device state files.
+/// NetworkManager's folder of device state files.
 pub const DEVICE_STATE_DIR: &str = "/run/NetworkManager/devices";
 
 /// NetworkManager's device state files in one directory.
@@ -23,12 +27,12 @@ pub struct DeviceStates {
 }
 
 impl DeviceStates {
-    /// The files in `dir`, normally [`DEVICE_STATE_DIR`].
+    /// Reads the files in `dir`, normally [`DEVICE_STATE_DIR`], when asked about a link.
     pub fn new(dir: impl Into<PathBuf>) -> DeviceStates {
         DeviceStates { dir: dir.into() }
     }
 
-    /// Whether the file of link `index` says `managed=true`. A missing or unreadable file means
+    /// Returns whether the file of link `index` contains `managed=true`. A missing or unreadable file means
     /// NetworkManager does not manage the link, or does not run.
     pub fn is_managed(&self, index: u32) -> bool {
         let path = self.dir.join(index.to_string());

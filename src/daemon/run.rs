@@ -31,12 +31,12 @@ use crate::generate::stable_id::{self, BOOT_ID_PATH};
 use crate::link::{LinkError, LinkEvent, LinkHandle, LinkMonitor, LinkOps, Netns};
 use crate::rng::OsRandom;
 
-/// What the daemon is started with.
+/// The daemon's start-up options.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Which configuration files to read.
+    /// The selection of configuration files.
     pub load: LoadOptions,
-    /// Where the configuration files are.
+    /// The locations of the configuration files.
     pub config_paths: ConfigPaths,
     /// `--now`: change links that are up even at the first start of a boot.
     pub now: bool,
@@ -48,13 +48,14 @@ pub struct Options {
     pub netns: Netns,
     /// The secret key.
     pub key_path: PathBuf,
-    /// The boot id, when given (`--boot-id`); otherwise the kernel's is read.
+    /// The boot id as a lower-case UUID, when given (`--boot-id`); otherwise the kernel's is
+    /// read.
     pub boot_id: Option<String>,
     /// NetworkManager's device state files.
     pub nm_devices_dir: PathBuf,
 }
 
-/// Why the daemon could not start or had to stop.
+/// A reason the daemon could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     /// The configuration is invalid; nothing was changed.
@@ -71,6 +72,10 @@ pub enum DaemonError {
     #[error("cannot set up signal handling: {0}")]
     Signals(std::io::Error),
 
+    /// The namespace or its netlink sockets could not be opened; nothing was changed.
+    #[error("{0}")]
+    Open(LinkError),
+
     /// The kernel could not be reached, or the state directory could not be written.
     #[error(transparent)]
     Link(#[from] LinkError),
@@ -81,13 +86,40 @@ pub enum DaemonError {
 }
 
 impl DaemonError {
-    /// Whether the daemon stopped before it changed anything (exit code 2).
+    /// Returns whether the daemon stopped before it changed anything (exit code 2).
     pub fn before_any_change(&self) -> bool {
         matches!(
             self,
-            DaemonError::Config(_) | DaemonError::Instance(_) | DaemonError::Signals(_)
+            DaemonError::Config(_)
+                | DaemonError::Instance(_)
+                | DaemonError::Signals(_)
+                | DaemonError::Open(_)
         )
     }
+}
+
+/// Turns a `--boot-id` value into the form the kernel's boot id file has and `${BOOT}` hashes:
+/// a lower-case UUID with dashes. systemd's `%b` specifier gives the same id as 32 hexadecimal
+/// digits without dashes, and both forms are accepted.
+pub fn normalize_boot_id(text: &str) -> Result<String, String> {
+    if let Some(uuid) = stable_id::canonical_uuid(text) {
+        return Ok(uuid);
+    }
+    if text.len() == 32 && text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        let hex = text.to_ascii_lowercase();
+        return Ok(format!(
+            "{}-{}-{}-{}-{}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..32]
+        ));
+    }
+    Err(format!(
+        "invalid boot id '{text}': expected a UUID such as \
+         1c62b2ad-f2e6-4911-9c85-22dace9dada6, or the same 32 hexadecimal digits without dashes"
+    ))
 }
 
 /// Loads the configuration and logs its warnings.
@@ -106,7 +138,7 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
     let _lock = InstanceLock::acquire(&options.state_dir)?;
 
     let boot_id = match &options.boot_id {
-        Some(id) => Ok(stable_id::canonical_uuid(id).unwrap_or_else(|| id.clone())),
+        Some(id) => Ok(id.clone()),
         None => stable_id::read_boot_id(std::path::Path::new(BOOT_ID_PATH))
             .map_err(|err| err.to_string()),
     };
@@ -116,9 +148,9 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
     let marker_boot = boot_id.clone().unwrap_or_default();
     let first_start = BootMarker::is_first_start(&options.state_dir, &marker_boot);
 
-    let mut monitor = LinkMonitor::open(&options.netns)?;
-    let mut ops = LinkHandle::open(&options.netns)?;
-    let own_namespace = options.netns.is_callers()?;
+    let mut monitor = LinkMonitor::open(&options.netns).map_err(DaemonError::Open)?;
+    let mut ops = LinkHandle::open(&options.netns).map_err(DaemonError::Open)?;
+    let own_namespace = options.netns.is_callers().map_err(DaemonError::Open)?;
     let settings = Settings {
         state_dir: options.state_dir.clone(),
         now: options.now,
@@ -240,7 +272,7 @@ fn event_loop(
             report(engine.rotate_due(ops, Instant::now()), &mut resync);
         }
 
-        // A full pass can itself be overrun while thousands of links change; it is retried a
+        // A full pass can itself be overrun while thousands of links change. It is retried a
         // few times, and after that the next notification starts another.
         for _ in 0..RESYNC_ATTEMPTS {
             if !resync {
@@ -293,4 +325,21 @@ fn reload(options: &Options, engine: &mut Engine, ops: &mut dyn LinkOps) {
         ),
     }
     let _ = notify("READY=1");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_id_accepts_both_forms() {
+        let dashed = "1c62b2ad-f2e6-4911-9c85-22dace9dada6";
+        assert_eq!(normalize_boot_id(dashed).unwrap(), dashed);
+        assert_eq!(
+            normalize_boot_id("1C62B2ADF2E649119C8522DACE9DADA6").unwrap(),
+            dashed
+        );
+        let err = normalize_boot_id("not-a-boot-id").unwrap_err();
+        assert!(err.contains("not-a-boot-id"), "{err}");
+    }
 }

@@ -7,7 +7,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-/// What a received signal asks for.
+/// The request a received signal stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
     /// `SIGHUP`: reload the configuration.
@@ -42,7 +42,7 @@ impl Signals {
         if result != 0 {
             return Err(io::Error::from_raw_os_error(result));
         }
-        // SAFETY: -1 asks for a new descriptor; `set` is initialized.
+        // SAFETY: -1 requests a new descriptor, and `set` is initialized.
         let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
         if fd < 0 {
             return Err(io::Error::last_os_error());

@@ -1,6 +1,6 @@
-//! What the daemon and the udev helper did to each link, kept in the state directory (normally
-//! `/run/macveil`, emptied at every boot) so that `macveil show` can say why a link has its
-//! address, and so that a restarted daemon knows whether this boot has seen it before.
+//! The record of what the daemon and the udev helper did to each link. It is kept in the state
+//! directory (normally `/run/macveil`, emptied at every boot), so that `macveil show` can explain
+//! why a link has its address and a restarted daemon can tell whether this boot has seen it.
 //!
 //! Two files:
 //! - `links.json`: one [`LinkRecord`] per link, keyed by namespace, index and name like the
@@ -30,7 +30,7 @@ const LINKS_LOCK: &str = "links.lock";
 const MARKER_FILE: &str = "daemon.json";
 const FORMAT_VERSION: u32 = 1;
 
-/// What happened to a link the last time macveil looked at it.
+/// The outcome of macveil's last look at a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LinkStatus {
@@ -63,7 +63,7 @@ impl std::fmt::Display for LinkStatus {
     }
 }
 
-/// Which program wrote a record.
+/// The program that wrote a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Writer {
@@ -85,7 +85,7 @@ pub struct LinkRecord {
     /// The policy's request: a `cloned-mac-address` value such as `stable` or `random`, or
     /// `unmanaged`.
     pub policy: String,
-    /// Where the policy came from, for example `[connection] /etc/macveil/macveil.conf:3`.
+    /// The policy's origin, for example `[connection] /etc/macveil/macveil.conf:3`.
     pub origin: String,
     /// What happened.
     pub status: LinkStatus,
@@ -128,7 +128,7 @@ pub struct RecordUpdate {
 }
 
 impl RecordUpdate {
-    /// Whether the update changes nothing.
+    /// Returns whether the update changes nothing.
     pub fn is_empty(&self) -> bool {
         self.upsert.is_empty() && self.remove.is_empty()
     }
@@ -141,7 +141,7 @@ pub struct RecordStore {
 }
 
 impl RecordStore {
-    /// A store in `dir`; nothing is created until the first write.
+    /// Creates a store in `dir`. Nothing is written until the first update.
     pub fn new(dir: impl Into<PathBuf>) -> RecordStore {
         RecordStore { dir: dir.into() }
     }
@@ -232,8 +232,8 @@ impl BootMarker {
         write_json(state_dir, MARKER_FILE, self)
     }
 
-    /// Whether a daemon started with `boot_id` is the first daemon of its boot: no marker, or
-    /// one that names another boot. An unreadable marker counts as a first start, which spares
+    /// Returns whether a daemon started with `boot_id` is the first daemon of its boot: there
+    /// is no marker, or it names another boot. An unreadable marker counts as a first start, which spares
     /// running links rather than cutting them.
     pub fn is_first_start(state_dir: &Path, boot_id: &str) -> bool {
         match BootMarker::load(state_dir) {

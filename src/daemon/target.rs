@@ -4,9 +4,9 @@
 //! - `stable` and `stable-ssid` hash the secret key's host id, the interface name and the stable
 //!   id as NetworkManager does ([`crate::generate::stable`]). When the configuration leaves
 //!   `${CONNECTION}` to macveil, it is macveil's per-link identity
-//!   ([`crate::generate::stable::link_identity`]): derived from the host id and the permanent
-//!   address (the reference address for a link without one), so it is stable across reboots,
-//!   different for each card and not derivable without the key. A template with `${RANDOM}`
+//!   ([`crate::generate::stable::link_identity`]). That identity is derived from the host id and
+//!   the permanent address (the reference address for a link without one). It is therefore
+//!   stable across reboots, different for each card and not derivable without the key. A template with `${RANDOM}`
 //!   gives a new address at each activation, like `random`.
 //! - `random` draws 46 bits from the kernel's generator, honouring the mask.
 //! - An explicit address is used as it is.
@@ -39,7 +39,7 @@ pub struct Keys {
 }
 
 impl Keys {
-    /// The key at `path`; nothing is read yet.
+    /// Creates the source of the key at `path`. Nothing is read yet.
     pub fn new(path: impl Into<PathBuf>) -> Keys {
         Keys {
             path: path.into(),
@@ -48,13 +48,13 @@ impl Keys {
         }
     }
 
-    /// The key file.
+    /// Returns the key file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Returns the host id, reading the key first if it was not read yet. The error says why
-    /// the key cannot be used and what to do.
+    /// Returns the host id, reading the key first if it was not read yet. The error explains
+    /// why the key cannot be used and what to do.
     pub fn host_id(&mut self) -> Result<&HostId, String> {
         if self.host_id.is_none() {
             match read_host_id(&self.path) {
@@ -86,7 +86,7 @@ impl Keys {
         self.host_id = None;
     }
 
-    /// Whether the key was needed and could not be read.
+    /// Returns whether the key was needed and could not be read.
     pub fn is_missing(&self) -> bool {
         self.host_id.is_none() && self.last_error.is_some()
     }
@@ -103,7 +103,7 @@ fn read_host_id(path: &Path) -> Result<HostId, KeyError> {
     Ok(key.host_id(machine_id.as_ref()))
 }
 
-/// What the policy wants for one link, ready for [`super::decide::decide`].
+/// The policy's request for one link, ready for [`super::decide::decide`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// The intent.
@@ -207,7 +207,7 @@ pub fn plan(policy: &LinkPolicy, link: &Link, hidden: Option<MacAddr>, shared: S
 
 /// A failure while expanding a stable-id template.
 enum DeriveError {
-    /// A placeholder's value is unavailable; the text says why.
+    /// A placeholder's value is unavailable, for the reason in the text.
     Message(String),
     /// `${RANDOM}` could not be drawn.
     Random(RandomError),
@@ -342,7 +342,7 @@ mod tests {
         ethernet.cloned-mac-address=stable\nconnection.stable-id=${CONNECTION}/${BOOT}\n";
 
     #[test]
-    fn stable_is_the_same_per_boot_and_changes_with_it() {
+    fn stable_changes_only_with_boot() {
         let dir = tempfile::tempdir().unwrap();
         let mut keys = Keys::new(key_file(dir.path()));
         let veth = link("veth0");
@@ -358,7 +358,8 @@ mod tests {
         };
         assert_eq!(again.intent, Intent::Fixed(address));
         assert_ne!(next_boot.intent, Intent::Fixed(address));
-        assert!(address.is_local() && !address.is_group(), "{address}");
+        assert!(address.is_local(), "{address}");
+        assert!(!address.is_group(), "{address}");
         assert_eq!(first.label, "stable");
     }
 
@@ -450,7 +451,8 @@ mod tests {
         assert_eq!(planned.intent, Intent::Random);
         let next = planned.next.unwrap();
         assert_ne!(next, HARDWARE);
-        assert!(next.is_local() && !next.is_group());
+        assert!(next.is_local(), "{next}");
+        assert!(!next.is_group(), "{next}");
         assert!(!keys.is_missing(), "random never reads the key");
     }
 

@@ -6,7 +6,7 @@
 //!
 //! udev facts this relies on (systemd 252, `src/udev/udev-rules.c` and `udev-event.c`):
 //! - `IMPORT{program}` runs while the rules are applied, before udev writes the link's
-//!   database entry; `RUN` programs run only after it, when a manager may already have raised
+//!   database entry. `RUN` programs run only after it, when a manager may already have raised
 //!   the link.
 //! - The rename chosen by `NAME=` (from `80-net-setup-link.rules`) happens after the rules, so
 //!   the kernel still shows the old name here. The rule passes the final name (`$name`), and the
@@ -14,7 +14,7 @@
 //! - Output lines `KEY=value` become udev properties only when the program exits with 0, so this
 //!   helper exits with 0 and reports failures in `MACVEIL_STATE`.
 //!
-//! Failing closed: when the address cannot be set, the link is down, and the helper asks both
+//! Failing closed: when the address cannot be set, the link is down, and the helper tells both
 //! managers to leave it alone: `NM_UNMANAGED=1` for NetworkManager, and `ID_NET_MANAGED_BY` for
 //! systemd-networkd (honoured since systemd 255). The daemon, if it runs, also takes the link
 //! down whenever it comes up with the address it must hide. The same happens when the helper
@@ -40,7 +40,7 @@ pub const TIME_LIMIT_SECS: u32 = 10;
 /// anonymize.
 pub const MANAGED_BY_HELD: &str = "io.macveil.held-down";
 
-/// What the alarm prints when the helper runs out of time.
+/// The alarm's output when the helper runs out of time.
 const TIMEOUT_OUTPUT: &str =
     "MACVEIL_STATE=timeout\nNM_UNMANAGED=1\nID_NET_MANAGED_BY=io.macveil.held-down\n";
 
@@ -68,7 +68,7 @@ impl UdevOutput {
         }
     }
 
-    /// The text to print: one `KEY=value` line per property.
+    /// Returns the text to print: one `KEY=value` line per property.
     pub fn render(&self) -> String {
         let mut text = String::new();
         for (key, value) in &self.properties {
@@ -130,7 +130,7 @@ pub fn apply_new_link(options: &Options, ifindex: u32, name: &str) -> UdevOutput
     link.name = name.to_string();
 
     let boot_id = match &options.boot_id {
-        Some(id) => Ok(stable_id::canonical_uuid(id).unwrap_or_else(|| id.clone())),
+        Some(id) => Ok(id.clone()),
         None => stable_id::read_boot_id(std::path::Path::new(BOOT_ID_PATH))
             .map_err(|err| err.to_string()),
     };

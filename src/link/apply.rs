@@ -134,8 +134,12 @@ impl LinkReport {
     }
 
     fn fail(&mut self, error: LinkError) {
-        // The report carries the error to the caller, which decides how to show it.
-        log::debug!("{error}");
+        // The report carries the whole error to the caller. The log line names only the errno,
+        // because some errors contain an IPv6 address derived from the old hardware address.
+        let errno = error
+            .errno()
+            .map_or_else(|| String::from("no errno"), Errno::name);
+        log::debug!("{}: the change failed ({errno})", self.name);
         self.outcome = Outcome::Failed(error);
     }
 
@@ -156,16 +160,22 @@ impl LinkReport {
 }
 
 /// Sets the address of each link in `changes` and reports, per change and in the same order,
-/// what happened. `Err` means nothing was changed: the first link dump failed or the references
-/// could not be recorded.
+/// what happened. `Err` means nothing was changed: an address is not assignable, a link is
+/// listed twice, the first link dump failed, or the references could not be recorded.
 pub fn apply(
     ops: &mut dyn LinkOps,
     store: &ReferenceStore,
     changes: &[Change],
     options: &ApplyOptions,
 ) -> Result<Vec<LinkReport>, LinkError> {
+    let mut seen = std::collections::HashSet::new();
     for change in changes {
         change.address.validate_assignable()?;
+        if !seen.insert(change.index) {
+            return Err(LinkError::DuplicateChange {
+                index: change.index,
+            });
+        }
     }
 
     let before: HashMap<u32, Link> = ops
@@ -230,16 +240,24 @@ fn missing_report(change: &Change) -> LinkReport {
 }
 
 fn no_device(ifname: &str, index: Option<u32>, links: &HashMap<u32, Link>) -> LinkError {
-    let mut existing: Vec<(u32, String)> = links
-        .values()
-        .map(|link| (link.index, link.name.clone()))
-        .collect();
-    existing.sort();
     LinkError::NoDevice {
         ifname: ifname.to_string(),
         index,
-        existing: existing.into_iter().map(|(_, name)| name).collect(),
+        existing: names_of(links),
     }
+}
+
+/// Returns the link names in index order.
+fn names_of(links: &HashMap<u32, Link>) -> Vec<String> {
+    let mut existing: Vec<(u32, &str)> = links
+        .values()
+        .map(|link| (link.index, link.name.as_str()))
+        .collect();
+    existing.sort();
+    existing
+        .into_iter()
+        .map(|(_, name)| name.to_string())
+        .collect()
 }
 
 fn driver_of(links: &HashMap<u32, Link>, index: u32) -> Option<&str> {
@@ -494,6 +512,7 @@ fn kernel_generated(ip: &IpAddress, old: Option<MacAddr>) -> bool {
         || (ipv6::is_link_local(&v6) && ip.flags & IFA_F_STABLE_PRIVACY != 0)
 }
 
+// NOTE: a multipath route is added back whole, as dumped; no test covers that case.
 /// Returns whether a route through the cycled link is one the kernel does not recreate by itself.
 fn restorable_route(route: &Route, index: u32) -> bool {
     let multicast = match route.destination {
@@ -545,12 +564,22 @@ fn restore_after_cycle(
             ));
         }
     }
-    let route_requests: Vec<Request> = routes_before
+    let missing_routes = routes_before
         .iter()
-        .filter(|route| restorable_route(route, report.index))
-        .filter(|route| !routes_now.iter().any(|now| now.same_as(route)))
-        .map(|route| Request::AddRoute(route.clone()))
-        .collect();
+        .filter(|route| route.oif == Some(report.index))
+        .filter(|route| !routes_now.iter().any(|now| now.same_as(route)));
+    let mut route_requests = Vec::new();
+    for route in missing_routes {
+        if restorable_route(route, report.index) {
+            route_requests.push(Request::AddRoute(route.clone()));
+        } else if route.protocol == RTPROT_RA {
+            // The router's next advertisement adds it back; a copy added by hand would never
+            // expire.
+            report.lost.push(format!(
+                "route {route} (from router advertisements: the next one adds it back)"
+            ));
+        }
+    }
 
     for requests in [address_requests, route_requests] {
         if requests.is_empty() {
@@ -612,6 +641,10 @@ fn read_back(
         if let Some(link) = after.get(&report.index) {
             report.new = link.address;
             report.is_up = link.admin_up;
+        }
+        // A link that vanished during the run is still in the list taken before it.
+        if let Outcome::Failed(LinkError::NoDevice { existing, .. }) = &mut report.outcome {
+            *existing = names_of(&after);
         }
     }
     for &position in acknowledged {

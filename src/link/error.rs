@@ -281,6 +281,13 @@ pub enum LinkError {
         detail: String,
     },
 
+    /// One link appears twice in a list of changes.
+    #[error("the link with index {index} is listed twice; give each link once")]
+    DuplicateChange {
+        /// The repeated index.
+        index: u32,
+    },
+
     /// The requested address cannot be a link's own address.
     #[error(transparent)]
     Address(#[from] crate::addr::AddrError),
@@ -393,6 +400,7 @@ impl LinkError {
             LinkError::NotChanged { .. }
             | LinkError::Protocol { .. }
             | LinkError::Unconfirmed { .. }
+            | LinkError::DuplicateChange { .. }
             | LinkError::Address(_)
             | LinkError::State(_) => None,
         }

@@ -462,7 +462,7 @@ mod tests {
         assert!(matches!(error, LinkError::NoDevice { .. }), "{error}");
         let message = error.to_string();
         assert!(message.contains("mv0: no such interface"), "{message}");
-        assert!(message.contains("lo"), "{message}");
+        assert!(message.ends_with("interfaces here: lo"), "{message}");
     }
 
     #[test]

@@ -397,7 +397,12 @@ impl Rtnl {
             let aligned = message.buffer_len().next_multiple_of(4);
             datagram.resize(start + aligned, 0);
             message.serialize(&mut datagram[start..start + message.buffer_len()]);
-            log::trace!("netlink send seq {}: {:?}", self.sequence, payload);
+            // Only the message type: a payload can carry a permanent address.
+            log::trace!(
+                "netlink send seq {}: type {}",
+                self.sequence,
+                payload.message_type()
+            );
         }
 
         let operation = messages
@@ -849,7 +854,7 @@ const RTNLGRP_LINK: u32 = 1;
 /// `RTM_DELLINK`.
 const RTM_DELLINK: u16 = 17;
 
-/// The receive buffer the notification socket asks for with `SO_RCVBUFFORCE`, which ignores
+/// The receive buffer the notification socket requests with `SO_RCVBUFFORCE`, which ignores
 /// `net.core.rmem_max` for a caller with CAP_NET_ADMIN. A link notification takes about 2 KiB
 /// of buffer, so 8 MiB holds a burst of a few thousand before the kernel drops any (ENOBUFS).
 const NOTIFICATION_BUFFER_BYTES: libc::c_int = 8 << 20;

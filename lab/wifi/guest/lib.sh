@@ -1,0 +1,227 @@
+# Helpers that the scenario scripts source (busybox sh). A scenario prints one "PASS check" or
+# "FAIL check: reason" line per check, writes its logs under $LAB_LOGS and exits non-zero when any
+# check failed. Every process it starts is stopped by PID when it exits.
+#
+# Names used throughout: wlan0 is the station, wlan1 the access point, and hwsim0 the monitor that
+# receives a copy of every frame that either radio transmits, with a radiotap header.
+
+LAB_LOGS="${LAB_LOGS:-/tmp}"
+lab_failed=0
+lab_pids=""
+lab_signal_status=""
+
+pass() {
+    echo "PASS $1"
+}
+
+fail() {
+    check="$1"
+    shift
+    echo "FAIL $check: $*"
+    lab_failed=1
+}
+
+# Stops every process started with start_background, then exits with the scenario's result, or
+# with 128 + the signal number when a signal ended it.
+finish() {
+    for pid in $lab_pids; do
+        kill "$pid" 2>/dev/null
+    done
+    for pid in $lab_pids; do
+        wait "$pid" 2>/dev/null
+    done
+    lab_pids=""
+    exit "${lab_signal_status:-$lab_failed}"
+}
+trap finish EXIT
+trap 'lab_signal_status=130; exit' INT
+trap 'lab_signal_status=143; exit' TERM
+
+# Runs "$@" in the background with its output in $LAB_LOGS/NAME.log and stores its PID in the
+# variable NAME_pid.
+start_background() {
+    name="$1"
+    shift
+    "$@" >"$LAB_LOGS/$name.log" 2>&1 &
+    eval "${name}_pid=$!"
+    lab_pids="$lab_pids $!"
+}
+
+# Stops one process started with start_background, with SIGINT so that it can flush its output.
+stop_background() {
+    eval "pid=\$${1}_pid"
+    if [ -z "$pid" ]; then
+        return
+    fi
+    kill -INT "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    lab_pids="$(echo "$lab_pids" | tr ' ' '\n' | grep -vx "$pid" | tr '\n' ' ')"
+}
+
+# Runs the shell command $2 every 0.2 s until it succeeds; returns 1 after $1 seconds.
+wait_until() {
+    limit="$1"
+    condition="$2"
+    tries=$((limit * 5))
+    while [ "$tries" -gt 0 ]; do
+        if eval "$condition"; then
+            return 0
+        fi
+        sleep 0.2
+        tries=$((tries - 1))
+    done
+    return 1
+}
+
+current_address() {
+    cat "/sys/class/net/$1/address"
+}
+
+# The radio's permanent address, as the wireless phy behind the interface reports it.
+permanent_address() {
+    cat "/sys/class/net/$1/phy80211/macaddress"
+}
+
+# --- capture on hwsim0 ---------------------------------------------------------------------
+
+capture_marker=macveil-lab-end-of-capture
+
+start_capture() {
+    ip link set hwsim0 up
+    # -Z root: Debian's tcpdump otherwise switches to a "tcpdump" user that the guest lacks.
+    start_background tcpdump tcpdump -i hwsim0 -Z root -U -n -w "$LAB_LOGS/capture.pcap"
+    wait_until 10 "grep -qs 'listening on hwsim0' '$LAB_LOGS/tcpdump.log'"
+}
+
+# Decodes the capture with link-level headers (-e), so that each frame shows its addresses.
+decode_capture() {
+    tcpdump -r "$LAB_LOGS/capture.pcap" -Z root -n -e -t 2>/dev/null
+}
+
+# Stops the station and the access point, then stops the capture once it contains every frame
+# they sent, and writes the decoded frames to $LAB_LOGS/capture.log. tcpdump drops the frames
+# still queued when it stops. So wlan1 sends a probe request for a marker SSID last, and tcpdump
+# is stopped only after that frame is in the file. hwsim0 receives frames in the order they are
+# sent, so every earlier frame is in the file too. Returns 1 when the marker never arrives.
+stop_capture() {
+    stop_background wpa_supplicant
+    stop_background hostapd
+    ip link set wlan1 up
+    iw dev wlan1 scan freq 2412 ssid "$capture_marker" >/dev/null 2>>"$LAB_LOGS/tcpdump.log"
+    marker_seen=0
+    if wait_until 10 "decode_capture | grep -q 'Probe Request ($capture_marker)'"; then
+        marker_seen=1
+    fi
+    stop_background tcpdump
+    decode_capture >"$LAB_LOGS/capture.log"
+    [ "$marker_seen" = 1 ]
+}
+
+# Prints the source address (SA) of each captured frame whose line matches the pattern $1, for
+# example "Probe Request" or "Assoc Request".
+captured_sources() {
+    grep -e "$1" "$LAB_LOGS/capture.log" | sed -n 's/.* SA:\([0-9a-f:]\{17\}\).*/\1/p'
+}
+
+# Prints how many decoded frames name the address $1 in any header field (SA, DA, BSSID, RA, TA).
+# tcpdump writes each address after a field name such as "SA:", or after a space.
+count_frames_with_address() {
+    grep -cE "(^|[^0-9a-f:]|[A-Z]:)$1([^0-9a-f:]|\$)" "$LAB_LOGS/capture.log"
+}
+
+# Prints the WPS UUID-E attribute of every probe request sent from the address $1, as 32 hex
+# digits, one line each. tcpdump -x dumps the frame body, which contains the WPS element's
+# attributes as type-length-value fields. UUID-E is type 0x1047 with length 16.
+captured_wps_uuids() {
+    tcpdump -r "$LAB_LOGS/capture.pcap" -Z root -n -x "type mgt subtype probe-req and wlan addr2 $1" \
+        2>/dev/null | awk '
+        function flush() {
+            position = 1
+            while ((found = index(substr(body, position), "10470010")) > 0) {
+                position += found - 1
+                # Only a match that starts on a byte boundary is an attribute header.
+                if (position % 2 == 1) {
+                    print substr(body, position + 8, 32)
+                    break
+                }
+                position++
+            }
+            body = ""
+        }
+        /^[ \t]+0x[0-9a-f]+:/ { for (i = 2; i <= NF; i++) body = body $i; next }
+        { flush() }
+        END { flush() }'
+}
+
+# Prints the WPS UUID that wpa_supplicant derives from the address $1 when its configuration sets
+# no uuid. It is the first 16 bytes of SHA-1 over a fixed namespace id and the six address bytes,
+# marked as a version 5 UUID (uuid_gen_mac_addr in hostapd's src/wps/wps_common.c).
+wps_uuid_for_address() {
+    namespace='\x52\x64\x80\xf8\xc9\x9b\x4b\xe5\xa6\x55\x58\xed\x5f\x5d\x60\x84'
+    address_bytes="$(echo "$1" | sed 's/^/\\x/; s/:/\\x/g')"
+    # shellcheck disable=SC2059 # the format holds only the \x escapes built above
+    hash="$(printf "$namespace$address_bytes" | sha1sum | cut -c1-32)"
+    version=$(((0x$(echo "$hash" | cut -c13-14) & 0x0f) | 0x50))
+    variant=$(((0x$(echo "$hash" | cut -c17-18) & 0x3f) | 0x80))
+    printf '%s%02x%s%02x%s\n' "$(echo "$hash" | cut -c1-12)" "$version" \
+        "$(echo "$hash" | cut -c15-16)" "$variant" "$(echo "$hash" | cut -c19-32)"
+}
+
+# --- access point on wlan1 -----------------------------------------------------------------
+
+# Starts hostapd on wlan1 with an open network (security "open") or a WPA2-PSK network ("wpa2")
+# named $2 on 2412 MHz, and waits until it beacons.
+start_access_point() {
+    security="$1"
+    ssid="$2"
+    config="$LAB_LOGS/hostapd.conf"
+    cat >"$config" <<EOF
+interface=wlan1
+driver=nl80211
+ctrl_interface=/run/hostapd
+ssid=$ssid
+hw_mode=g
+channel=1
+EOF
+    if [ "$security" = wpa2 ]; then
+        cat >>"$config" <<EOF
+wpa=2
+wpa_key_mgmt=WPA-PSK
+rsn_pairwise=CCMP
+wpa_passphrase=macveil-lab-passphrase
+EOF
+    fi
+    start_background hostapd hostapd "$config"
+    wait_until 15 "grep -qs 'AP-ENABLED' '$LAB_LOGS/hostapd.log'"
+}
+
+# Prints the addresses that hostapd reported as connected stations.
+connected_stations() {
+    sed -n 's/.*AP-STA-CONNECTED \([0-9a-f:]\{17\}\).*/\1/p' "$LAB_LOGS/hostapd.log"
+}
+
+# --- station on wlan0 ----------------------------------------------------------------------
+
+# Starts wpa_supplicant on wlan0 for the network that start_access_point made and waits until
+# it reports the connection. Nothing in the configuration touches the address, so the station
+# uses whatever address wlan0 has.
+start_station() {
+    security="$1"
+    ssid="$2"
+    config="$LAB_LOGS/wpa_supplicant.conf"
+    if [ "$security" = wpa2 ]; then
+        key='psk="macveil-lab-passphrase"'
+    else
+        key='key_mgmt=NONE'
+    fi
+    cat >"$config" <<EOF
+ctrl_interface=/run/wpa_supplicant
+network={
+    ssid="$ssid"
+    $key
+    scan_freq=2412
+}
+EOF
+    start_background wpa_supplicant wpa_supplicant -i wlan0 -D nl80211 -c "$config"
+    wait_until 30 "grep -qs 'CTRL-EVENT-CONNECTED' '$LAB_LOGS/wpa_supplicant.log'"
+}
