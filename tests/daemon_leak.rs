@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use macveil::MacAddr;
 use support::capture::Capture;
 use support::eager_manager::{EagerManager, ManagerStats, RaiseWhen};
-use support::link_lab::{LinkLab, UDEV_DATABASE, Udev};
+use support::link_lab::{LinkLab, UDEV_DATABASE, Udev, shipped_udev_rule};
 
 /// Links per full run.
 const LINKS_PER_RUN: usize = 200;
@@ -350,47 +350,6 @@ fn daemon_errors(lab: &LinkLab) -> usize {
         .count()
 }
 
-/// Returns the shipped udev rule, with the built binary and the test's configuration in place
-/// of the installed program's path and default configuration.
-fn macveil_rule(config: &str) -> (String, String) {
-    let dist = concat!(env!("CARGO_MANIFEST_DIR"), "/dist");
-    let name = "81-macveil.rules";
-    let path = format!("{dist}/{name}");
-    let shipped = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("failed to read the shipped rule {path}: {error}"));
-
-    // udev applies rules files in the lexical order of their names, across all folders.
-    assert!(
-        name > "80-net-setup-link.rules",
-        "{name} must sort after 80-net-setup-link.rules, which chooses the final name"
-    );
-
-    let mut adapted = String::new();
-    let mut programs = 0;
-    for line in shipped.lines() {
-        let program = line.find(" udev-apply").filter(|_| !line.starts_with('#'));
-        let Some(at) = program else {
-            adapted.push_str(line);
-            adapted.push('\n');
-            continue;
-        };
-        let program_start = line[..at].rfind('"').expect("IMPORT{program}=\"...") + 1;
-        let _ = writeln!(
-            adapted,
-            "{}{} udev-apply --config {config}{}",
-            &line[..program_start],
-            env!("CARGO_BIN_EXE_macveil"),
-            &line[at + " udev-apply".len()..]
-        );
-        programs += 1;
-    }
-    assert!(
-        programs > 0,
-        "{path} runs no 'macveil udev-apply':\n{shipped}"
-    );
-    (name.to_owned(), adapted)
-}
-
 /// Copies the host's `80-net-setup-link.rules`, which applies `.link` files (and so renames
 /// links) before macveil's rule runs.
 fn net_setup_link_rule() -> String {
@@ -460,7 +419,7 @@ fn new_links_never_leak_with_udev() {
         "/run/udev/rules.d/80-net-setup-link.rules",
         &net_setup_link_rule(),
     );
-    let (rule_name, rule) = macveil_rule(&config);
+    let (rule_name, rule) = shipped_udev_rule(&config);
     lab.install_udev_rules(&rule_name, &rule);
 
     let capture = Capture::start(&lab.capture_netns());

@@ -29,6 +29,7 @@
 //! It needs root, `unshare` and `nsenter` (util-linux), `ip` (iproute2) and, for a lab with
 //! udev, `systemd-udevd` and `udevadm` (udev).
 
+use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -254,6 +255,31 @@ impl LinkLab {
     /// Returns the capture namespace, which contains the far end of every test link.
     pub fn capture_netns(&self) -> Netns {
         netns_of(self.capture_pid)
+    }
+
+    /// Returns the PID of the capture namespace's holder, for requests that name a namespace by
+    /// process (`IFLA_NET_NS_PID`).
+    pub fn capture_pid(&self) -> u32 {
+        self.capture_pid
+    }
+
+    /// Returns the PID of the running daemon.
+    pub fn daemon_pid(&self) -> u32 {
+        self.daemon
+            .as_ref()
+            .expect("the lab's daemon runs")
+            .process
+            .child
+            .id()
+    }
+
+    /// Starts `program ARGS...` in the lab's namespaces, logged as `name` and stopped when the
+    /// lab drops.
+    pub fn spawn_in_lab(&mut self, name: &str, program: &str, args: &[&str]) {
+        let mut command = self.lab_command(program);
+        command.args(args);
+        let process = spawn_logged(command, name, &self.logs());
+        self.processes.push(process);
     }
 
     /// Host path of `path` as the lab's processes see it, through the holder's mount namespace.
@@ -554,6 +580,47 @@ impl Drop for LinkLab {
         }
         stop_all(&mut self.processes);
     }
+}
+
+/// Returns the shipped udev rule, with the built binary and the test's configuration in place
+/// of the installed program's path and default configuration.
+pub fn shipped_udev_rule(config: &str) -> (String, String) {
+    let dist = concat!(env!("CARGO_MANIFEST_DIR"), "/dist");
+    let name = "81-macveil.rules";
+    let path = format!("{dist}/{name}");
+    let shipped = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("failed to read the shipped rule {path}: {error}"));
+
+    // udev applies rules files in the lexical order of their names, across all folders.
+    assert!(
+        name > "80-net-setup-link.rules",
+        "{name} must sort after 80-net-setup-link.rules, which chooses the final name"
+    );
+
+    let mut adapted = String::new();
+    let mut programs = 0;
+    for line in shipped.lines() {
+        let program = line.find(" udev-apply").filter(|_| !line.starts_with('#'));
+        let Some(at) = program else {
+            adapted.push_str(line);
+            adapted.push('\n');
+            continue;
+        };
+        let program_start = line[..at].rfind('"').expect("IMPORT{program}=\"...") + 1;
+        let _ = writeln!(
+            adapted,
+            "{}{} udev-apply --config {config}{}",
+            &line[..program_start],
+            env!("CARGO_BIN_EXE_macveil"),
+            &line[at + " udev-apply".len()..]
+        );
+        programs += 1;
+    }
+    assert!(
+        programs > 0,
+        "{path} runs no 'macveil udev-apply':\n{shipped}"
+    );
+    (name.to_owned(), adapted)
 }
 
 /// Stops every process, newest first.

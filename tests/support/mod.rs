@@ -14,6 +14,7 @@ pub mod nm_lab;
 pub mod nm_profile;
 pub mod packet;
 pub mod process;
+pub mod veth;
 
 /// Returns whether the test process runs as root.
 pub fn is_root() -> bool {
