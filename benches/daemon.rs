@@ -55,9 +55,10 @@ const ORIGINAL_OUI: [u8; 3] = [0x3c, 0x22, 0xfb];
 
 /// The shell hook: for every new link named lk* that still has an original address, `ip link
 /// set` a random locally administered unicast address. `printf -v` and `$RANDOM` are bash
-/// built-ins, so the only program started per link is `ip`.
+/// built-ins, so the only program started per link is `ip`. `setpriv --pdeathsig` ends the
+/// monitor, and with it the loop, should bash be killed alone.
 const SHELL_HOOK: &str = r#"
-ip -oneline monitor link | while IFS= read -r line; do
+setpriv --pdeathsig KILL ip -oneline monitor link | while IFS= read -r line; do
     case $line in
         Deleted*) continue ;;
         *": lk"*"link/ether 3c:22:fb:"*) ;;

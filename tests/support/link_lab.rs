@@ -41,7 +41,9 @@ use macveil::MacAddr;
 use macveil::link::{LinkHandle, LinkOps, Netns};
 use tempfile::TempDir;
 
-use super::process::{Process, find_in_path, find_udevd, send_signal, spawn_logged};
+use super::process::{
+    Process, find_in_path, find_udevd, send_signal, spawn_logged, spawn_logged_group,
+};
 
 /// Maximum time a process may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -273,12 +275,12 @@ impl LinkLab {
             .id()
     }
 
-    /// Starts `program ARGS...` in the lab's namespaces, logged as `name` and stopped when the
-    /// lab drops.
+    /// Starts `program ARGS...` in the lab's namespaces, logged as `name`. It leads a process
+    /// group of its own, killed with all its members when the lab drops.
     pub fn spawn_in_lab(&mut self, name: &str, program: &str, args: &[&str]) {
         let mut command = self.lab_command(program);
         command.args(args);
-        let process = spawn_logged(command, name, &self.logs());
+        let process = spawn_logged_group(command, name, &self.logs());
         self.processes.push(process);
     }
 

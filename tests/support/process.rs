@@ -33,11 +33,26 @@ pub struct Process {
     pub child: Child,
     /// The file that receives its stdout and stderr.
     pub log: PathBuf,
+    /// Whether the process leads a process group of its own, whose members are all stopped
+    /// with it.
+    pub group: bool,
 }
 
 impl Process {
-    /// Stops the process with SIGTERM, then SIGKILL after `STOP_GRACE`, and reaps it.
+    /// Stops the process with SIGTERM, then SIGKILL after `STOP_GRACE`, and reaps it. A group
+    /// leader is killed with its whole group at once, so that no child it started survives.
     pub fn stop(&mut self) -> io::Result<()> {
+        if self.group {
+            // The group's ID cannot be reused while the leader is not reaped, so the signal
+            // reaches only this group. ESRCH: every member has exited already.
+            if let Err(error) = send_signal_to_group(&self.child, libc::SIGKILL) {
+                if error.raw_os_error() != Some(libc::ESRCH) {
+                    return Err(error);
+                }
+            }
+            self.child.wait()?;
+            return Ok(());
+        }
         if self.child.try_wait()?.is_some() {
             return Ok(());
         }
@@ -69,6 +84,18 @@ pub fn send_signal(child: &Child, signal: libc::c_int) -> io::Result<()> {
     // SAFETY: kill() takes plain integers and touches no memory. The child has not been reaped,
     // so its PID cannot have been reused by another process.
     if unsafe { libc::kill(pid, signal) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sends `signal` to the process group led by a child that has not been reaped yet.
+fn send_signal_to_group(child: &Child, signal: libc::c_int) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(child.id()).map_err(io::Error::other)?;
+
+    // SAFETY: kill() takes plain integers and touches no memory. A negative PID names the
+    // process group, whose ID is the leader's PID.
+    if unsafe { libc::kill(-pid, signal) } == -1 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
@@ -128,5 +155,15 @@ pub fn spawn_logged(mut command: Command, name: &str, logs: &Path) -> Process {
         name: name.to_owned(),
         child,
         log,
+        group: false,
     }
+}
+
+/// Spawns `command` like [`spawn_logged`], as the leader of a new process group, for programs
+/// such as shell pipelines whose children must stop with them.
+pub fn spawn_logged_group(mut command: Command, name: &str, logs: &Path) -> Process {
+    command.process_group(0);
+    let mut process = spawn_logged(command, name, logs);
+    process.group = true;
+    process
 }
