@@ -391,6 +391,10 @@ fn measure_reaction(options: &Options) -> Reaction {
 struct ProcessStatus {
     rss_kib: u64,
     peak_rss_kib: u64,
+    /// The part of the resident set that is the process's own memory (heap, stacks).
+    anonymous_kib: u64,
+    /// The part mapped from files: the binary and the libraries, shared with other processes.
+    file_kib: u64,
     context_switches: u64,
 }
 
@@ -408,6 +412,8 @@ fn read_status(pid: u32) -> ProcessStatus {
     ProcessStatus {
         rss_kib: field("VmRSS:"),
         peak_rss_kib: field("VmHWM:"),
+        anonymous_kib: field("RssAnon:"),
+        file_kib: field("RssFile:"),
         context_switches: field("voluntary_ctxt_switches:") + field("nonvoluntary_ctxt_switches:"),
     }
 }
@@ -617,8 +623,16 @@ fn print_report(options: &Options, reaction: &Reaction, footprint: &Footprint) {
         RSS_TARGET_KIB
     );
     println!(
+        "    of which anonymous {} KiB, mapped from files {} KiB",
+        footprint.status.anonymous_kib, footprint.status.file_kib
+    );
+    println!(
         "  resident memory after a restart:  {} KiB (peak {} KiB)",
         footprint.status_after_restart.rss_kib, footprint.status_after_restart.peak_rss_kib
+    );
+    println!(
+        "    of which anonymous {} KiB, mapped from files {} KiB",
+        footprint.status_after_restart.anonymous_kib, footprint.status_after_restart.file_kib
     );
     println!("  threads:                          {}", footprint.threads);
     println!(
