@@ -7,8 +7,14 @@
 
 use std::fs;
 
+pub mod capture;
+pub mod eager_manager;
+pub mod link_lab;
 pub mod nm_lab;
 pub mod nm_profile;
+pub mod packet;
+pub mod process;
+pub mod veth;
 
 /// Returns whether the test process runs as root.
 pub fn is_root() -> bool {

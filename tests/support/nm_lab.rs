@@ -39,12 +39,11 @@
 //! 0.2 s and activates a profile in about 0.1 s (NetworkManager 1.42 on Debian 12, 2 shared
 //! cores).
 
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -52,6 +51,7 @@ use macveil::MacAddr;
 use tempfile::TempDir;
 
 use super::nm_profile::NmProfile;
+use super::process::{Process, find_in_path, find_udevd, spawn_logged};
 use super::random_uuid;
 
 /// The address of the lab's system bus, inside its mount namespace.
@@ -62,9 +62,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Maximum time `nmcli connection up` waits for an activation, in seconds.
 const ACTIVATION_TIMEOUT_SECONDS: &str = "30";
-
-/// Time a daemon gets to exit after SIGTERM before it is killed.
-const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Interval between two readiness checks.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
@@ -82,12 +79,6 @@ const REQUIRED_PROGRAMS: &[(&str, &str)] = &[
     ("NetworkManager", "network-manager"),
     ("nmcli", "network-manager"),
     ("nm-online", "network-manager"),
-];
-
-/// Locations of systemd-udevd: Debian installs it outside `PATH`.
-const UDEVD_PATHS: &[&str] = &[
-    "/usr/lib/systemd/systemd-udevd",
-    "/lib/systemd/systemd-udevd",
 ];
 
 /// Prepares the holder's mount namespace, signals readiness and then keeps the namespaces alive.
@@ -177,79 +168,6 @@ enabled=false
 [logging]
 level=INFO
 ";
-
-/// A process the lab started and must stop.
-struct Process {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Process {
-    /// Stops the process with SIGTERM, then SIGKILL after `STOP_GRACE`, and reaps it.
-    fn stop(&mut self) -> io::Result<()> {
-        if self.child.try_wait()?.is_some() {
-            return Ok(());
-        }
-
-        send_signal(&self.child, libc::SIGTERM)?;
-        let deadline = Instant::now() + STOP_GRACE;
-        while Instant::now() < deadline {
-            if self.child.try_wait()?.is_some() {
-                return Ok(());
-            }
-            thread::sleep(POLL_INTERVAL);
-        }
-
-        eprintln!(
-            "{} (pid {}) still runs {STOP_GRACE:?} after SIGTERM; sending SIGKILL",
-            self.name,
-            self.child.id()
-        );
-        self.child.kill()?;
-        self.child.wait()?;
-        Ok(())
-    }
-}
-
-/// Sends `signal` to a child that has not been reaped yet.
-fn send_signal(child: &Child, signal: libc::c_int) -> io::Result<()> {
-    let pid = libc::pid_t::try_from(child.id()).map_err(io::Error::other)?;
-
-    // SAFETY: kill() takes plain integers and touches no memory. The child has not been reaped,
-    // so its PID cannot have been reused by another process.
-    if unsafe { libc::kill(pid, signal) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Makes the kernel send SIGKILL to the process when the thread that spawned it exits.
-///
-/// This is the fallback for a test process that dies without unwinding, for example on SIGKILL:
-/// the lab's processes then die with it and take the namespaces with them. Because the signal
-/// follows the spawning thread, a lab must be used and dropped in the thread that started it,
-/// which is what a `#[test]` function does.
-fn die_with_parent_thread(command: &mut Command) {
-    // SAFETY: the closure runs in the child between fork and exec. It only calls prctl(2), which
-    // is async-signal-safe, and builds an io::Error from errno, which does not allocate.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
-/// Returns the first folder of `PATH` that contains `program`.
-fn find_in_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|folder| folder.join(program))
-        .find(|candidate| candidate.is_file())
-}
 
 /// A running NetworkManager in its own namespaces. Dropping it stops everything it started.
 pub struct NmLab {
@@ -571,7 +489,7 @@ impl NmLab {
             for index in 0..self.processes.len() {
                 let status = self.processes[index].child.try_wait();
                 if let Ok(Some(status)) = status {
-                    let name = self.processes[index].name;
+                    let name = &self.processes[index].name;
                     panic!(
                         "{name} exited ({status}) while waiting for {what}\n{}",
                         self.log_tails()
@@ -685,10 +603,7 @@ fn check_programs() -> &'static str {
         .map(|(program, package)| format!("{program} (package {package})"))
         .collect();
 
-    let udevd = UDEVD_PATHS
-        .iter()
-        .copied()
-        .find(|path| Path::new(path).is_file());
+    let udevd = find_udevd();
     if udevd.is_none() {
         missing.push("systemd-udevd (package udev)".to_owned());
     }
@@ -742,22 +657,4 @@ fn write_lab_files(folder: &Path, machine_id: &str, conf_d: &[(&str, &str)]) {
         fs::write(&path, contents)
             .unwrap_or_else(|error| panic!("failed to write {}: {error}", path.display()));
     }
-}
-
-/// Spawns `command` with stdout and stderr in `logs/<name>.log`, to die with the spawning
-/// thread.
-fn spawn_logged(mut command: Command, name: &'static str, logs: &Path) -> Process {
-    let log = logs.join(format!("{}.log", name.replace(' ', "-")));
-    let stdout = File::create(&log)
-        .unwrap_or_else(|error| panic!("failed to create {}: {error}", log.display()));
-    let stderr = stdout
-        .try_clone()
-        .unwrap_or_else(|error| panic!("failed to open {}: {error}", log.display()));
-    command.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
-    die_with_parent_thread(&mut command);
-
-    let child = command
-        .spawn()
-        .unwrap_or_else(|error| panic!("failed to start {name}: {error}"));
-    Process { name, child, log }
 }
