@@ -13,6 +13,7 @@ pub mod config;
 pub mod daemon;
 pub mod encoding;
 pub mod generate;
+pub mod link;
 pub mod rng;
 pub mod secret_key;
 pub mod vendor;

@@ -56,7 +56,8 @@ pub fn render_manpage() -> io::Result<Vec<u8>> {
         if let Some(about) = sub.get_about() {
             writeln!(page, "{}", escape_roff(&about.to_string()))?;
         }
-        let sub_man = clap_mangen::Man::new(sub.clone().name(format!("macveil {}", sub.get_name())));
+        let sub_man =
+            clap_mangen::Man::new(sub.clone().name(format!("macveil {}", sub.get_name())));
         sub_man.render_synopsis_section(&mut page)?;
         sub_man.render_options_section(&mut page)?;
         if let Some(after) = sub.get_after_help() {
@@ -98,7 +99,10 @@ mod tests {
     #[test]
     fn manpage_names_every_command() {
         let page = String::from_utf8(render_manpage().unwrap()).unwrap();
-        for sub in Cli::command().get_subcommands().filter(|sub| !sub.is_hide_set()) {
+        for sub in Cli::command()
+            .get_subcommands()
+            .filter(|sub| !sub.is_hide_set())
+        {
             let heading = format!(".SS \"macveil {}\"", sub.get_name());
             assert!(page.contains(&heading), "missing {heading}");
         }

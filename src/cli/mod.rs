@@ -5,7 +5,11 @@
 mod config;
 mod docs;
 mod generate;
+mod restore;
+mod set;
+mod show;
 pub mod stable_args;
+mod target;
 mod vendor;
 
 use std::io::{self, Write};
@@ -81,6 +85,19 @@ pub enum Command {
     /// Look up the vendor of an address, or search the vendor registry by name.
     #[command(after_help = vendor::EXAMPLES)]
     Vendor(vendor::VendorArgs),
+
+    /// List interfaces with their current, permanent and reference addresses and whether each
+    /// one exposes its hardware address.
+    #[command(after_help = show::EXAMPLES)]
+    Show(show::ShowArgs),
+
+    /// Give interfaces new hardware addresses, read them back and report each one.
+    #[command(after_help = set::EXAMPLES)]
+    Set(Box<set::SetArgs>),
+
+    /// Put interfaces back on their permanent (or recorded) address.
+    #[command(after_help = restore::EXAMPLES)]
+    Restore(restore::RestoreArgs),
 }
 
 /// Parses the process arguments; `--version` also names the vendor registry's source.
@@ -103,6 +120,9 @@ pub fn run(cli: Cli) -> Status {
         Command::Vendor(args) => vendor::run(&args),
         Command::Completions(args) => docs::run_completions(&args),
         Command::Manpage => docs::run_manpage(),
+        Command::Show(args) => show::run(&args),
+        Command::Set(args) => set::run(&args),
+        Command::Restore(args) => restore::run(&args),
     };
     match result {
         Ok(status) => status,

@@ -1,0 +1,420 @@
+//! `macveil set`: give interfaces new hardware addresses and report, per interface, what
+//! happened. Every name and address is checked and every new address generated before the first
+//! link changes, so invalid input changes nothing.
+
+use std::io::{self, Write};
+
+use anyhow::Context;
+use clap::{ArgGroup, Args};
+use serde::Serialize;
+
+use super::Status;
+use super::stable_args::{LinkInputs, StableArgs};
+use super::target::{self, TargetArgs};
+use crate::addr::MacAddr;
+use crate::generate::{self, mask::Mask};
+use crate::link::apply::{self, ApplyOptions, Change, LinkReport, Outcome};
+use crate::link::state::{Baseline, References};
+use crate::link::{Link, LinkOps};
+use crate::rng::{OsRandom, RandomSource};
+use crate::vendor::Registry;
+
+pub(super) const EXAMPLES: &str = "\
+Examples:
+  sudo macveil set wlan0 --random
+  sudo macveil set eth0 eth1 --vendor intel --cycle
+  sudo macveil set veth0 --mac 02:00:00:00:00:01 --netns lab
+  sudo macveil set wlan0 --stable --connection 5b2a1c3e-0f4d-4c1e-9d3a-2a6f0e7b8c9d
+
+Exit codes:
+  0  every interface has its new address (or already had it)
+  1  at least one interface failed; the report says which, and the others may have changed
+  2  invalid input or an error before any interface was changed";
+
+/// The options `set` and `restore` share.
+#[derive(Debug, Args)]
+pub struct ChangeArgs {
+    /// Allow taking an interface down for the change and bringing it back up, for drivers that
+    /// refuse to change the address while up (EBUSY).
+    #[arg(long)]
+    pub cycle: bool,
+
+    /// Check the input and print the planned addresses without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Print the old address in full even when it is the permanent or reference address.
+    #[arg(long)]
+    pub reveal: bool,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// Options of `macveil set`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true)
+    .args(["random", "stable", "ending", "vendor", "address", "permanent"])))]
+// The stable-address options have their own --mac (the ${MAC} input); in `set` --mac is the
+// address to set, so that one is renamed here.
+#[command(mut_arg("mac", |arg| arg.long("stable-mac")))]
+pub struct SetArgs {
+    /// The interfaces to change.
+    #[arg(value_name = "IFACE", required = true)]
+    pub interfaces: Vec<String>,
+
+    /// 46 random bits from the kernel's CSPRNG; unicast and locally administered.
+    #[arg(long)]
+    pub random: bool,
+
+    /// NetworkManager's stable address for the options under "Stable address"; the interface's
+    /// name and permanent (or reference) address are used unless given there.
+    #[arg(long)]
+    pub stable: bool,
+
+    /// Keep the vendor prefix of the permanent (or reference) address and randomize the other
+    /// 24 bits.
+    #[arg(long)]
+    pub ending: bool,
+
+    /// A real vendor's prefix from the IEEE registry, optionally one whose name contains FILTER.
+    #[arg(long, value_name = "FILTER", num_args = 0..=1, default_missing_value = "")]
+    pub vendor: Option<String>,
+
+    /// This address, for every interface given. Group (multicast), zero and broadcast addresses
+    /// are rejected.
+    #[arg(long = "mac", id = "address", value_name = "ADDR")]
+    pub address: Option<String>,
+
+    /// The permanent address, or for links without one the address recorded before macveil
+    /// first changed them (same as 'macveil restore').
+    #[arg(long)]
+    pub permanent: bool,
+
+    /// NetworkManager's generate-mac-address-mask: 'MASK [OUI...]' (for --random and --stable).
+    #[arg(long, value_name = "MASK", value_parser = Mask::parse)]
+    pub mask: Option<Mask>,
+
+    #[command(flatten)]
+    pub change: ChangeArgs,
+
+    #[command(flatten)]
+    pub stable_args: StableArgs,
+}
+
+/// The source of each new address.
+pub(super) enum Source<'a> {
+    Random(Option<&'a Mask>),
+    Stable(&'a StableArgs, Option<&'a Mask>),
+    Ending,
+    Vendor(&'a str),
+    Fixed(MacAddr),
+    Baseline,
+}
+
+pub(super) fn run(args: &SetArgs) -> anyhow::Result<Status> {
+    let source = if args.random {
+        Source::Random(args.mask.as_ref())
+    } else if args.stable {
+        Source::Stable(&args.stable_args, args.mask.as_ref())
+    } else if args.ending {
+        Source::Ending
+    } else if let Some(filter) = &args.vendor {
+        Source::Vendor(filter)
+    } else if let Some(text) = &args.address {
+        Source::Fixed(MacAddr::parse_assignable(text)?)
+    } else {
+        Source::Baseline
+    };
+    change(&args.interfaces, &source, &args.change)
+}
+
+/// One planned change, before anything is sent.
+struct Plan<'a> {
+    link: &'a Link,
+    baseline: Baseline,
+    address: MacAddr,
+}
+
+/// Plans, applies and reports the changes for `names`; shared with `restore`.
+pub(super) fn change(
+    names: &[String],
+    source: &Source,
+    args: &ChangeArgs,
+) -> anyhow::Result<Status> {
+    let (mut handle, links) = args.target.open()?;
+    let selected = target::select(&links, names)?;
+
+    // Recording the references is not a change to any link; it must happen before the first
+    // one, and with --dry-run it is best effort.
+    let store = args.target.store();
+    let netns_key = handle.netns_key().to_string();
+    let references = if args.dry_run {
+        target::references(&store, &netns_key, &selected)
+    } else {
+        store.record(&netns_key, &selected)?
+    };
+    let plans = plan(&selected, source, &netns_key, &references)?;
+
+    if args.dry_run {
+        return print_dry_run(&plans, args);
+    }
+
+    let changes: Vec<Change> = plans
+        .iter()
+        .map(|plan| Change {
+            index: plan.link.index,
+            address: plan.address,
+        })
+        .collect();
+    let options = ApplyOptions {
+        cycle: args.cycle,
+        ..ApplyOptions::default()
+    };
+    let reports = apply::apply(&mut handle, &store, &changes, &options)?;
+    print_reports(&plans, &reports, args)
+}
+
+fn plan<'a>(
+    links: &[&'a Link],
+    source: &Source,
+    netns_key: &str,
+    references: &References,
+) -> anyhow::Result<Vec<Plan<'a>>> {
+    let mut rng = OsRandom;
+    let registry_prefixes = match source {
+        Source::Vendor(filter) => Registry::load()
+            .search(filter)
+            .iter()
+            .map(|vendor| vendor.prefix)
+            .collect(),
+        _ => Vec::new(),
+    };
+
+    let mut plans = Vec::with_capacity(links.len());
+    for link in links {
+        if link.address.is_none() {
+            anyhow::bail!(
+                "{} ({}) has no 6-byte hardware address, so there is none to change; nothing was \
+                 changed",
+                link.name,
+                link.kind()
+            );
+        }
+        let baseline = Baseline::of(link, netns_key, references);
+        let avoid: Vec<MacAddr> = link
+            .address
+            .iter()
+            .chain(baseline.address().iter())
+            .copied()
+            .collect();
+        let address = generate_for(link, baseline, source, &avoid, &registry_prefixes, &mut rng)
+            .with_context(|| {
+                format!(
+                    "{}: no address was planned, so nothing was changed",
+                    link.name
+                )
+            })?;
+        address
+            .validate_assignable()
+            .with_context(|| format!("{}: nothing was changed", link.name))?;
+        plans.push(Plan {
+            link,
+            baseline,
+            address,
+        });
+    }
+    Ok(plans)
+}
+
+fn generate_for(
+    link: &Link,
+    baseline: Baseline,
+    source: &Source,
+    avoid: &[MacAddr],
+    registry_prefixes: &[crate::addr::MacPrefix],
+    rng: &mut dyn RandomSource,
+) -> anyhow::Result<MacAddr> {
+    let address = match source {
+        Source::Random(mask) => generate::random(rng, *mask, link.address, avoid)?,
+        Source::Stable(stable_args, mask) => {
+            let inputs = LinkInputs {
+                ifname: Some(link.name.clone()),
+                permanent: baseline.address(),
+                current: link.address,
+            };
+            stable_args.derive(&inputs, *mask, rng)?
+        }
+        Source::Ending => {
+            let Some(base) = baseline.address() else {
+                anyhow::bail!(
+                    "the link has no permanent or recorded address to keep the vendor prefix of; \
+                     use --random or --vendor"
+                );
+            };
+            generate::ending(rng, Some(base), avoid)?
+        }
+        Source::Vendor(filter) => generate::vendor(rng, registry_prefixes, filter, avoid)?,
+        Source::Fixed(address) => *address,
+        Source::Baseline => match baseline.address() {
+            Some(address) => address,
+            None => anyhow::bail!(
+                "the permanent address is unknown and no address was recorded before macveil's \
+                 first change, so there is nothing to restore"
+            ),
+        },
+    };
+    Ok(address)
+}
+
+/// Formats an address that may be the one to hide: redacted unless `reveal`.
+fn shown(address: Option<MacAddr>, baseline: Baseline, reveal: bool) -> String {
+    match address {
+        None => String::from("none"),
+        Some(address) if !reveal && baseline.address() == Some(address) => address.redacted(),
+        Some(address) => address.to_string(),
+    }
+}
+
+#[derive(Serialize)]
+struct ReportRow {
+    interface: String,
+    index: u32,
+    result: &'static str,
+    old: String,
+    requested: MacAddr,
+    new: String,
+    cycled: bool,
+    admin_up: bool,
+    removed_ipv6: Vec<std::net::Ipv6Addr>,
+    added_ipv6: Vec<std::net::Ipv6Addr>,
+    restored: Vec<String>,
+    lost: Vec<String>,
+    error: Option<String>,
+}
+
+fn print_dry_run(plans: &[Plan], args: &ChangeArgs) -> anyhow::Result<Status> {
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    if args.json {
+        let rows: Vec<ReportRow> = plans
+            .iter()
+            .map(|plan| ReportRow {
+                interface: plan.link.name.clone(),
+                index: plan.link.index,
+                result: if plan.link.address == Some(plan.address) {
+                    "unchanged"
+                } else {
+                    "planned"
+                },
+                old: shown(plan.link.address, plan.baseline, args.reveal),
+                requested: plan.address,
+                new: shown(plan.link.address, plan.baseline, args.reveal),
+                cycled: false,
+                admin_up: plan.link.admin_up,
+                removed_ipv6: Vec::new(),
+                added_ipv6: Vec::new(),
+                restored: Vec::new(),
+                lost: Vec::new(),
+                error: None,
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &rows).context("failed to write JSON")?;
+        writeln!(out)?;
+    } else {
+        for plan in plans {
+            let old = shown(plan.link.address, plan.baseline, args.reveal);
+            writeln!(
+                out,
+                "{}: would change {old} -> {}",
+                plan.link.name, plan.address
+            )?;
+        }
+    }
+    Ok(Status::Success)
+}
+
+fn print_reports(
+    plans: &[Plan],
+    reports: &[LinkReport],
+    args: &ChangeArgs,
+) -> anyhow::Result<Status> {
+    let mut rows = Vec::with_capacity(reports.len());
+    for (plan, report) in plans.iter().zip(reports) {
+        let (result, error) = match &report.outcome {
+            Outcome::Changed => ("changed", None),
+            Outcome::Unchanged => ("unchanged", None),
+            Outcome::Failed(error) => ("failed", Some(error.to_string())),
+        };
+        rows.push(ReportRow {
+            interface: report.name.clone(),
+            index: report.index,
+            result,
+            old: shown(report.old, plan.baseline, args.reveal),
+            requested: report.requested,
+            new: shown(report.new, plan.baseline, args.reveal),
+            cycled: report.cycled,
+            admin_up: report.is_up,
+            removed_ipv6: report.removed_ipv6.clone(),
+            added_ipv6: report.added_ipv6.clone(),
+            restored: report.restored.clone(),
+            lost: report.lost.clone(),
+            error,
+        });
+    }
+
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &rows).context("failed to write JSON")?;
+        writeln!(out)?;
+    } else {
+        for row in &rows {
+            write_row(&mut out, row)?;
+        }
+    }
+
+    out.flush()?;
+    let failed = reports.iter().filter(|report| report.failed()).count();
+    if failed == 0 {
+        return Ok(Status::Success);
+    }
+    eprintln!(
+        "macveil: {failed} of {} interfaces failed; see the report above",
+        reports.len()
+    );
+    Ok(Status::Failure)
+}
+
+fn write_row(out: &mut impl Write, row: &ReportRow) -> io::Result<()> {
+    match row.result {
+        "changed" => writeln!(out, "{}: changed {} -> {}", row.interface, row.old, row.new)?,
+        "unchanged" => writeln!(out, "{}: unchanged, already {}", row.interface, row.new)?,
+        _ => {
+            writeln!(out, "{}: failed, address is {}", row.interface, row.new)?;
+            writeln!(out, "  {}", row.error.as_deref().unwrap_or("unknown error"))?;
+        }
+    }
+    if row.cycled {
+        let state = if row.admin_up { "up" } else { "down" };
+        writeln!(out, "  taken down for the change; now {state}")?;
+    }
+    for ip in &row.removed_ipv6 {
+        writeln!(
+            out,
+            "  removed IPv6 address {ip} (derived from the old address)"
+        )?;
+    }
+    for ip in &row.added_ipv6 {
+        writeln!(out, "  added IPv6 link-local address {ip}")?;
+    }
+    for item in &row.restored {
+        writeln!(out, "  restored {item}")?;
+    }
+    for item in &row.lost {
+        writeln!(out, "  lost {item}")?;
+    }
+    Ok(())
+}
