@@ -17,5 +17,6 @@ pub mod link;
 pub mod rng;
 pub mod secret_key;
 pub mod vendor;
+pub mod wifi;
 
 pub use addr::MacAddr;
