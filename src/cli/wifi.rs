@@ -507,7 +507,7 @@ fn run_scan_privacy(args: &ScanPrivacyArgs) -> anyhow::Result<Status> {
         let text = serde_json::to_string_pretty(&row).context("failed to encode the report")?;
         writeln!(out, "{text}")?;
     } else {
-        let how = match settings.method {
+        let method_text = match settings.method {
             ScanMethod::Kernel => "the kernel sends each scan from a new random address",
             ScanMethod::Supplicant => {
                 "wpa_supplicant gives the interface a random address before scans \
@@ -520,7 +520,7 @@ fn run_scan_privacy(args: &ScanPrivacyArgs) -> anyhow::Result<Status> {
         } else {
             "the interface address"
         };
-        writeln!(out, "{ifname}: {how}; GAS queries use {gas}")?;
+        writeln!(out, "{ifname}: {method_text}; GAS queries use {gas}")?;
     }
 
     if on && settings.method == ScanMethod::InterfaceAddress {
@@ -695,13 +695,13 @@ mod tests {
     }
 
     #[test]
-    fn refusals_exit_two_failures_one() {
-        let refused = DriveError::SupplicantRandomizes {
+    fn rejections_exit_two_failures_one() {
+        let rejected = DriveError::SupplicantRandomizes {
             ifname: "wlan0".into(),
             setting: "mac_addr".into(),
             value: "1".into(),
         };
-        assert_eq!(connect_failure_status(&refused), Status::Error);
+        assert_eq!(connect_failure_status(&rejected), Status::Error);
         let down = DriveError::SetAddress {
             ifname: "wlan0".into(),
             address: PERMANENT,

@@ -7,7 +7,7 @@
 //!   macveil's per-link identity ([`crate::generate::stable::link_identity`]), so the address
 //!   is the same on every network the card joins. With `${BOOT}` it changes at each boot.
 //! - `stable-ssid`: the stable address for the template `${NETWORK_SSID}`, which hashes the
-//!   network's SSID, so each network sees its own address and the same one at every boot.
+//!   network's SSID, so each network gets its own address and the same one at every boot.
 //!   `connection.stable-id` does not apply.
 //! - `permanent`: the permanent address; `preserve`: no change; an explicit address as given.
 //!
@@ -31,7 +31,7 @@ use crate::secret_key::HostId;
 /// The template that `stable-ssid` stands for.
 pub const STABLE_SSID_TEMPLATE: &str = "${NETWORK_SSID}";
 
-/// What the address of one Wi-Fi connection is derived from.
+/// The inputs of one Wi-Fi connection's address.
 #[derive(Debug, Clone, Copy)]
 pub struct AddressInputs<'a> {
     /// The interface name, hashed into stable addresses and used for `${DEVICE}`.

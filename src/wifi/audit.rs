@@ -1,7 +1,8 @@
 //! Findings about the wpa_supplicant instances that are running, read over their control
 //! sockets: what each one sends now, or will send, that identifies the card.
 //!
-//! Configuration files show what a supplicant was told. The control socket shows what it does:
+//! Configuration files show the settings a supplicant was given. The control socket shows what it
+//! does:
 //! the address it uses, the WPS UUID it puts in every probe request, and its P2P Device
 //! address. The checks:
 //!
@@ -52,12 +53,12 @@ pub fn wps_uuid_for_address(address: MacAddr) -> String {
     format_uuid(&uuid)
 }
 
-/// What one running supplicant reports about an interface.
+/// The facts one running supplicant reports about an interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SupplicantFacts {
     /// The interface.
     pub ifname: String,
-    /// Where the facts were read, for the findings' location.
+    /// The source of the facts, for the findings' location.
     pub source: String,
     /// The interface's permanent address, when known.
     pub permanent: Option<MacAddr>,
@@ -190,8 +191,9 @@ pub fn findings(facts: &SupplicantFacts) -> Vec<Finding> {
             "the UUID identifies the card across random scan addresses and networks, and \
              anyone who knows the permanent address can compute it",
             format!(
-                "start wpa_supplicant only after {ifname} has its macveil address (the udev rule \
-                 does this at boot), or set auto_uuid=1 in its configuration, and restart it"
+                "start wpa_supplicant only after {ifname} has its macveil address (macveil's udev \
+                 rule sets it when the link appears), or set auto_uuid=1 in its configuration, \
+                 and restart it"
             ),
         ));
     }

@@ -11,8 +11,8 @@
 //! The client socket is bound in a fresh directory (mode 0700) under a parent folder, by
 //! default the system's temporary folder. Both are removed when the socket is dropped. The
 //! supplicant replies to that path in its own mount namespace, so a caller that runs with a
-//! private `/tmp` (systemd's `PrivateTmp=`) must give a parent folder that the supplicant sees
-//! too, such as `/run/macveil`.
+//! private `/tmp` (systemd's `PrivateTmp=`) must give a parent folder that the supplicant can
+//! reach too, such as `/run/macveil`.
 //!
 //! This module knows nothing about what the commands mean; [`super::supplicant`] does.
 
@@ -96,7 +96,7 @@ pub enum CtrlError {
         timeout: Duration,
     },
 
-    /// The supplicant answered `FAIL` (or `FAIL-...`).
+    /// The supplicant replied `FAIL` (or `FAIL-...`).
     #[error("wpa_supplicant rejected '{command}' with '{reply}'")]
     Rejected {
         /// The command, without arguments that may be secret.
@@ -120,7 +120,7 @@ pub enum CtrlError {
     Protocol {
         /// The command.
         command: String,
-        /// What was wrong.
+        /// The problem with the reply.
         detail: String,
     },
 }
@@ -161,7 +161,7 @@ impl Event {
     }
 }
 
-/// Where the client socket is created and how long a request waits.
+/// The folder of the client socket and the reply timeout.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// The folder in which a private folder for the client socket is created. `None` means the
@@ -254,23 +254,23 @@ impl ControlSocket {
     /// `UNKNOWN COMMAND` replies are errors. Events that arrive meanwhile are kept for
     /// [`ControlSocket::next_event`].
     pub fn request(&mut self, command: &str) -> Result<String, CtrlError> {
-        let shown = shown_command(command);
-        self.drain_pending(&shown)?;
+        let redacted = redacted_command(command);
+        self.drain_pending(&redacted)?;
         log::trace!(
-            "wpa_supplicant {}: sending '{shown}'",
+            "wpa_supplicant {}: sending '{redacted}'",
             self.server.display()
         );
 
         self.socket
             .send(command.as_bytes())
-            .map_err(|source| self.io_error(&shown, source))?;
+            .map_err(|source| self.io_error(&redacted, source))?;
 
         let deadline = Instant::now() + self.timeout;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let Some(message) = self.receive(&shown, remaining)? else {
+            let Some(message) = self.receive(&redacted, remaining)? else {
                 return Err(CtrlError::Timeout {
-                    command: shown,
+                    command: redacted,
                     path: self.server.clone(),
                     timeout: self.timeout,
                 });
@@ -279,7 +279,7 @@ impl ControlSocket {
                 self.events.push_back(event);
                 continue;
             }
-            return check_reply(&shown, message);
+            return check_reply(&redacted, message);
         }
     }
 
@@ -290,7 +290,7 @@ impl ControlSocket {
             Ok(())
         } else {
             Err(CtrlError::Protocol {
-                command: shown_command(command),
+                command: redacted_command(command),
                 detail: format!("expected OK, got '{}'", reply.trim()),
             })
         }
@@ -316,7 +316,7 @@ impl ControlSocket {
             };
             match Event::parse(&message) {
                 Some(event) => return Ok(Some(event)),
-                // A reply to a request that timed out earlier; nobody waits for it any more.
+                // A reply to a request that timed out earlier, which no caller waits for any more.
                 None => log::debug!("dropping a late reply from wpa_supplicant"),
             }
         }
@@ -325,8 +325,8 @@ impl ControlSocket {
     /// Reads every datagram already queued without waiting: events are kept, and replies to
     /// earlier requests that timed out are dropped, so that they cannot pass as the reply to the
     /// next request.
-    fn drain_pending(&mut self, shown: &str) -> Result<(), CtrlError> {
-        while let Some(message) = self.receive(shown, Duration::ZERO)? {
+    fn drain_pending(&mut self, redacted: &str) -> Result<(), CtrlError> {
+        while let Some(message) = self.receive(redacted, Duration::ZERO)? {
             match Event::parse(&message) {
                 Some(event) => self.events.push_back(event),
                 None => log::debug!("dropping a late reply from wpa_supplicant"),
@@ -337,7 +337,7 @@ impl ControlSocket {
 
     /// Receives one datagram, waiting at most `timeout` (zero: do not wait). `None` when none
     /// arrived.
-    fn receive(&self, shown: &str, timeout: Duration) -> Result<Option<String>, CtrlError> {
+    fn receive(&self, redacted: &str, timeout: Duration) -> Result<Option<String>, CtrlError> {
         let mut buf = vec![0u8; MAX_MESSAGE];
         let result = if timeout.is_zero() {
             self.socket.set_nonblocking(true).and_then(|()| {
@@ -361,13 +361,13 @@ impl ControlSocket {
             {
                 Ok(None)
             }
-            Err(err) => Err(self.io_error(shown, err)),
+            Err(err) => Err(self.io_error(redacted, err)),
         }
     }
 
-    fn io_error(&self, shown: &str, source: io::Error) -> CtrlError {
+    fn io_error(&self, redacted: &str, source: io::Error) -> CtrlError {
         CtrlError::Io {
-            command: shown.to_string(),
+            command: redacted.to_string(),
             path: self.server.clone(),
             source,
         }
@@ -387,19 +387,19 @@ impl Drop for ControlSocket {
 }
 
 /// Turns a reply into the result of a request: `FAIL...` and `UNKNOWN COMMAND` are errors.
-fn check_reply(shown: &str, mut reply: String) -> Result<String, CtrlError> {
+fn check_reply(redacted: &str, mut reply: String) -> Result<String, CtrlError> {
     if reply.ends_with('\n') {
         reply.pop();
     }
     let trimmed = reply.trim();
     if trimmed == "FAIL" || trimmed.starts_with("FAIL-") {
         return Err(CtrlError::Rejected {
-            command: shown.to_string(),
+            command: redacted.to_string(),
             reply: trimmed.to_string(),
         });
     }
     if trimmed == "UNKNOWN COMMAND" {
-        let name = shown.split_whitespace().next().unwrap_or(shown);
+        let name = redacted.split_whitespace().next().unwrap_or(redacted);
         return Err(CtrlError::UnknownCommand {
             command: name.to_string(),
         });
@@ -409,7 +409,7 @@ fn check_reply(shown: &str, mut reply: String) -> Result<String, CtrlError> {
 
 /// Returns the command as it may appear in messages and logs: the values of `SET_NETWORK`
 /// (which can be a passphrase) are replaced.
-fn shown_command(command: &str) -> String {
+fn redacted_command(command: &str) -> String {
     let mut words = command.split_whitespace();
     match words.next() {
         Some("SET_NETWORK") => {
@@ -448,7 +448,7 @@ fn create_private_dir(parent: &Path) -> io::Result<PathBuf> {
 #[cfg(test)]
 pub(crate) mod fake {
     //! A scripted wpa_supplicant control socket for tests: a real AF_UNIX datagram server in a
-    //! temporary folder, answering each command with a closure.
+    //! temporary folder, replying to each command with a closure.
 
     use std::os::unix::net::UnixDatagram;
     use std::path::{Path, PathBuf};
@@ -456,7 +456,7 @@ pub(crate) mod fake {
     use std::sync::{Arc, Mutex};
     use std::thread::JoinHandle;
 
-    /// What the fake server does with one command.
+    /// The fake server's response to one command.
     pub enum Answer {
         /// Send these datagrams, in order (events first, then the reply, for example).
         Send(Vec<String>),
@@ -465,7 +465,7 @@ pub(crate) mod fake {
     }
 
     impl Answer {
-        /// One reply datagram.
+        /// Builds a response of one reply datagram.
         pub fn reply(text: &str) -> Answer {
             Answer::Send(vec![text.to_string()])
         }
@@ -484,7 +484,7 @@ pub(crate) mod fake {
     }
 
     impl FakeServer {
-        /// Starts a server at `DIR/wlan0` that answers with `answer`.
+        /// Starts a server at `DIR/wlan0` that responds with `answer`.
         pub fn start(answer: impl FnMut(&str) -> Answer + Send + 'static) -> FakeServer {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("wlan0");
@@ -751,10 +751,10 @@ mod tests {
     #[test]
     fn set_network_value_is_hidden() {
         assert_eq!(
-            shown_command("SET_NETWORK 0 psk \"secret\""),
+            redacted_command("SET_NETWORK 0 psk \"secret\""),
             "SET_NETWORK 0 psk ..."
         );
-        assert_eq!(shown_command("SET mac_addr 1"), "SET mac_addr 1");
+        assert_eq!(redacted_command("SET mac_addr 1"), "SET mac_addr 1");
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Connecting a Wi-Fi link with an address that macveil chose: macveil drives the connection
 //! instead of reacting to the supplicant's own attempt.
 //!
-//! Reacting is too late. wpa_supplicant sends its authentication frame as soon as it has picked
-//! a network, and the first event that names the network (`CTRL-EVENT-CONNECTED`) comes after
-//! the association. So [`connect`] works in this order:
+//! Reacting is too late. wpa_supplicant announces its attempt (`SME: Trying to authenticate with
+//! BSSID (SSID=...)`) in the same step in which it sends the authentication frame, so a program
+//! that reacts to the message changes the address after the frame has gone out. So [`connect`]
+//! works in this order:
 //!
 //! 1. Check that the supplicant will not change the interface address itself (`mac_addr`,
 //!    `preassoc_mac_addr` and the network's `mac_addr` are all 0, or -1 for the network).
@@ -63,7 +64,7 @@ pub struct RadioState {
     pub address: Option<MacAddr>,
 }
 
-/// What [`connect`] should do.
+/// The request to [`connect`].
 #[derive(Debug, Clone)]
 pub struct ConnectPlan {
     /// The supplicant's id of the network.
@@ -76,7 +77,7 @@ pub struct ConnectPlan {
     pub timeout: Duration,
 }
 
-/// What [`connect`] did.
+/// The result of a successful [`connect`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectReport {
     /// The supplicant's id of the network.
@@ -93,11 +94,11 @@ pub struct ConnectReport {
     pub elapsed: Duration,
 }
 
-/// A failure to connect. Each variant's message says what state the link and the supplicant
+/// A failure to connect. Each variant's message names the state the link and the supplicant
 /// are left in.
 #[derive(Debug, thiserror::Error)]
 pub enum DriveError {
-    /// The supplicant could not be asked or told something.
+    /// A request to the supplicant failed.
     #[error("{ifname}: {step} failed: {source}")]
     Control {
         /// The interface.
@@ -613,10 +614,11 @@ impl Radio for LinkRadio {
     }
 }
 
-/// Opens the link layer in the caller's network namespace. A build with the `lab-faults`
-/// feature makes address changes fail on the interface that `MACVEIL_LAB_FAIL_SET_ADDRESS`
-/// names, so that the Wi-Fi lab can prove the fail-closed path; other builds ignore the
-/// variable.
+/// Opens the link layer in the caller's network namespace.
+///
+/// In a build with the `lab-faults` feature, address changes fail on the interface that
+/// `MACVEIL_LAB_FAIL_SET_ADDRESS` names. The Wi-Fi lab uses this to prove the fail-closed path.
+/// Other builds ignore the variable.
 pub fn open_links() -> Result<Box<dyn LinkOps>, LinkError> {
     let handle = crate::link::LinkHandle::open(&crate::link::Netns::Current)?;
     #[cfg(feature = "lab-faults")]
@@ -949,7 +951,7 @@ mod tests {
     }
 
     #[test]
-    fn global_randomization_refused_before_change() {
+    fn global_randomization_rejected_before_change() {
         for setting in ["mac_addr", "preassoc_mac_addr"] {
             let world = world();
             world
@@ -981,7 +983,7 @@ mod tests {
     }
 
     #[test]
-    fn network_randomization_refused() {
+    fn network_randomization_rejected() {
         let world = world();
         world.borrow_mut().network_mac_addr = "2".to_string();
         let err = run(&world, &plan(Some(NEW))).unwrap_err();

@@ -27,7 +27,7 @@ use serde::Serialize;
 use super::ctrl::CtrlError;
 use super::supplicant::{Supplicant, SupplicantOps};
 
-/// How the supplicant's scans hide the interface address.
+/// The way the supplicant's scans hide the interface address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScanMethod {
@@ -44,7 +44,7 @@ pub enum ScanMethod {
 /// The scan settings after [`set_scan_privacy`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ScanPrivacy {
-    /// How scans hide the interface address.
+    /// The way scans hide the interface address.
     pub method: ScanMethod,
     /// Whether the driver accepted the kernel's random scan address.
     pub kernel_random_scan: bool,
@@ -110,8 +110,8 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    /// A supplicant with `mac_addr` set to `association` whose driver does or does not support
-    /// random scan addresses.
+    /// Starts a fake supplicant with `mac_addr` set to `association`, whose driver does or does
+    /// not support random scan addresses.
     fn server(association: &'static str, kernel_support: bool) -> FakeServer {
         FakeServer::start(move |command| match command {
             "PING" => Answer::reply("PONG\n"),

@@ -16,7 +16,7 @@
 //! - `rand_addr_lifetime`: seconds a random address of the supplicant's own is reused.
 //! - `gas_rand_mac_addr`: a random transmitter address for GAS/ANQP queries, sent without
 //!   changing the interface address (when the driver supports it).
-//! - `MAC_RAND_SCAN all enable=1`: asks the kernel to use a random source address in each scan
+//! - `MAC_RAND_SCAN all enable=1`: makes the kernel use a random source address in each scan
 //!   (`NL80211_SCAN_FLAG_RANDOM_ADDR`); the interface address does not change. It is not a
 //!   configuration setting, so it is lost when wpa_supplicant restarts.
 //!

@@ -249,7 +249,7 @@ wpa() {
 }
 
 # Starts wpa_supplicant on wlan0 with one open network on 2412 MHz for each SSID in "$2"...,
-# each disabled, so that the supplicant connects only to a network that is selected. $1 holds
+# each disabled, so that the supplicant connects only to a network that is selected. $1 contains
 # extra global settings, one per line. Waits until the control socket replies.
 start_idle_station() {
     globals="$1"

@@ -1,10 +1,10 @@
 #!/bin/sh
-# Baseline for the reason macveil refuses preassoc_mac_addr: wpa_supplicant 2.10 with
+# Baseline for the reason macveil rejects preassoc_mac_addr: wpa_supplicant 2.10 with
 # preassoc_mac_addr=1 and mac_addr=0 changes the interface address for a scan, and before the
 # next association puts back the address it started with, here the permanent one. An address set
 # in between (as `ip link` does here, without macveil) is lost, and the association carries the
 # permanent address. If a later wpa_supplicant stops doing this, this scenario fails and the
-# refusal in `macveil wifi connect` can be revisited.
+# rejection in `macveil wifi connect` can be revisited.
 
 # shellcheck source=SCRIPTDIR/../guest/lib.sh
 . /lab/lib.sh

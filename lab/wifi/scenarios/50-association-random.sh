@@ -1,8 +1,8 @@
 #!/bin/sh
-# `random`: every `macveil wifi connect` gives the connection a new random address. As the udev
-# rule does at boot, `macveil set wlan0 --random` gives wlan0 an address before wpa_supplicant
-# starts, so the supplicant never sees the permanent address and derives its WPS UUID from the
-# random one. hostapd and the capture must see a new address at each of three connections, and
+# `random`: every `macveil wifi connect` gives the connection a new random address. As macveil's
+# udev rule does when the link appears, `macveil set wlan0 --random` gives wlan0 an address before
+# wpa_supplicant starts, so the supplicant never reads the permanent address and derives its WPS
+# UUID from the random one. hostapd and the capture must see a new address at each of three connections, and
 # no frame may carry the permanent address or the WPS UUID derived from it.
 
 # shellcheck source=SCRIPTDIR/../guest/lib.sh

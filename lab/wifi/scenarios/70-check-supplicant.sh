@@ -4,7 +4,7 @@
 # 1. Randomization off, the default: wpa_supplicant starts on the permanent address and connects
 #    by itself. The check must flag the permanent address and the WPS UUID derived from it.
 # 2. preassoc_mac_addr=1 with mac_addr=0: the check must flag that the supplicant puts its start
-#    address back before each association, and `macveil wifi connect` must refuse to run with it
+#    address back before each association, and `macveil wifi connect` must reject it
 #    and change nothing.
 # 3. macveil's set-up: wlan0 gets a random address before wpa_supplicant starts, P2P is off, scan
 #    privacy is on and macveil connects. The check must find nothing.
@@ -67,15 +67,15 @@ fi
 before="$(current_address wlan0)"
 macveil_connect --ssid "$ssid" --policy random
 if [ "$connect_status" != 2 ]; then
-    fail check-connect-refused "macveil wifi connect exited with status $connect_status, expected 2: $(connect_output)"
+    fail check-connect-rejected "macveil wifi connect exited with status $connect_status, expected 2: $(connect_output)"
 elif ! grep -q 'preassoc_mac_addr=1' "$connect_log"; then
-    fail check-connect-refused "the error does not name preassoc_mac_addr=1: $(connect_output)"
+    fail check-connect-rejected "the error does not name preassoc_mac_addr=1: $(connect_output)"
 elif [ "$(current_address wlan0)" != "$before" ]; then
-    fail check-connect-refused "wlan0 changed from $before to $(current_address wlan0) although the connection was refused"
+    fail check-connect-rejected "wlan0 changed from $before to $(current_address wlan0) although the connection was rejected"
 elif [ -n "$(wpa status | grep '^wpa_state=COMPLETED')" ]; then
-    fail check-connect-refused "wpa_supplicant connected although macveil refused"
+    fail check-connect-rejected "wpa_supplicant connected although macveil rejected it"
 else
-    pass check-connect-refused
+    pass check-connect-rejected
 fi
 stop_background wpa_supplicant
 
