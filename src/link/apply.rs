@@ -136,7 +136,9 @@ impl LinkReport {
     fn fail(&mut self, error: LinkError) {
         // The report carries the whole error to the caller. The log line names only the errno,
         // because some errors contain an IPv6 address derived from the old hardware address.
-        let errno = error.errno().map_or_else(|| String::from("no errno"), Errno::name);
+        let errno = error
+            .errno()
+            .map_or_else(|| String::from("no errno"), Errno::name);
         log::debug!("{}: the change failed ({errno})", self.name);
         self.outcome = Outcome::Failed(error);
     }
