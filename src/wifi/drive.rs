@@ -406,6 +406,15 @@ pub fn connect(
     }
 
     wait_until_ready(&ifname, supplicant, address)?;
+
+    // Events queued so far belong to the connection before DISCONNECT. A CTRL-EVENT-CONNECTED
+    // among them must not pass for the one of the network selected now.
+    while let Some(event) = supplicant
+        .next_event(Duration::ZERO)
+        .map_err(control("reading events"))?
+    {
+        log::debug!("{ifname}: skipping earlier event {}", event.name());
+    }
     supplicant
         .select_network(plan.network_id)
         .map_err(control("selecting the network"))?;
@@ -414,6 +423,18 @@ pub fn connect(
     // The address must still be the one set: the supplicant or another program may have
     // replaced it during the association.
     let status = supplicant.status().map_err(control("reading the status"))?;
+    if !status.is_completed() {
+        return Err(DriveError::NotConnected {
+            ifname,
+            ssid: escape_ssid(&plan.ssid),
+            address,
+            timeout: plan.timeout,
+            last_event: Some(format!(
+                "CTRL-EVENT-CONNECTED, then state {}",
+                status.wpa_state()
+            )),
+        });
+    }
     let after = radio.read().map_err(link_error)?;
     let found = [status.address(), after.address]
         .into_iter()
@@ -496,8 +517,12 @@ fn wait_for_connection(
             continue;
         };
         log::debug!("{ifname}: wpa_supplicant event {}", event.name());
+        let selected = plan.network_id.to_string();
         match event.name() {
-            "CTRL-EVENT-CONNECTED" => return Ok(()),
+            // The event names the network as `[id=N id_str=...]`.
+            "CTRL-EVENT-CONNECTED" if event.field("id").is_none_or(|id| id == selected) => {
+                return Ok(());
+            }
             "CTRL-EVENT-SSID-TEMP-DISABLED"
             | "CTRL-EVENT-NETWORK-NOT-FOUND"
             | "CTRL-EVENT-ASSOC-REJECT"
@@ -865,9 +890,11 @@ mod tests {
         }
 
         fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, CtrlError> {
-            let event = self.0.borrow_mut().events.pop_front();
-            if event.is_none() {
-                std::thread::sleep(timeout.min(Duration::from_millis(10)));
+            let mut world = self.0.borrow_mut();
+            let event = world.events.pop_front();
+            match &event {
+                Some(event) => world.log.push(format!("event {}", event.name())),
+                None => std::thread::sleep(timeout.min(Duration::from_millis(10))),
             }
             Ok(event)
         }
@@ -913,6 +940,8 @@ mod tests {
                 "set 06:11:22:33:44:55",
                 "link up",
                 "SELECT_NETWORK 0",
+                "event CTRL-EVENT-SCAN-STARTED",
+                "event CTRL-EVENT-CONNECTED",
             ]
         );
         assert!(world.borrow().up);
@@ -1065,6 +1094,129 @@ mod tests {
         let world = world.borrow();
         assert!(world.up);
         assert_eq!(world.address, NEW);
+    }
+
+    #[test]
+    fn earlier_connected_event_ignored() {
+        let world = world();
+        {
+            let mut world = world.borrow_mut();
+            world.connects = false;
+            // Queued before DISCONNECT, from the connection that is being replaced.
+            world.events.push_back(
+                Event::parse("<3>CTRL-EVENT-CONNECTED - Connection to 02:00:00:00:01:00 completed [id=0 id_str=]")
+                    .unwrap(),
+            );
+        }
+        let err = run(&world, &plan(Some(NEW))).unwrap_err();
+        assert!(matches!(err, DriveError::NotConnected { .. }), "{err}");
+
+        // The earlier event was read and dropped before the network was selected.
+        let log = log(&world);
+        let dropped = log
+            .iter()
+            .position(|line| line == "event CTRL-EVENT-CONNECTED");
+        let selected = log.iter().position(|line| line == "SELECT_NETWORK 0");
+        assert!(dropped.is_some() && dropped < selected, "{log:?}");
+    }
+
+    #[test]
+    fn connected_event_of_other_network_ignored() {
+        let world = world();
+        world.borrow_mut().connects = false;
+        let mut radio = FakeRadio(Rc::clone(&world));
+        let mut supplicant = OtherNetworkConnects(FakeSupplicant(Rc::clone(&world)));
+        let err = connect(&mut radio, &mut supplicant, &plan(Some(NEW))).unwrap_err();
+        assert!(matches!(err, DriveError::NotConnected { .. }), "{err}");
+    }
+
+    /// A supplicant that reports a connection to network 5 after any selection.
+    struct OtherNetworkConnects(FakeSupplicant);
+
+    impl SupplicantOps for OtherNetworkConnects {
+        fn get(&mut self, name: &str) -> Result<String, CtrlError> {
+            self.0.get(name)
+        }
+        fn get_network(&mut self, id: u32, name: &str) -> Result<String, CtrlError> {
+            self.0.get_network(id, name)
+        }
+        fn list_networks(&mut self) -> Result<Vec<NetworkEntry>, CtrlError> {
+            self.0.list_networks()
+        }
+        fn status(&mut self) -> Result<Status, CtrlError> {
+            self.0.status()
+        }
+        fn disconnect(&mut self) -> Result<(), CtrlError> {
+            self.0.disconnect()
+        }
+        fn attach(&mut self) -> Result<(), CtrlError> {
+            self.0.attach()
+        }
+        fn select_network(&mut self, id: u32) -> Result<(), CtrlError> {
+            self.0.select_network(id)?;
+            self.0 .0.borrow_mut().events.push_back(
+                Event::parse("<3>CTRL-EVENT-CONNECTED - Connection to 02:00:00:00:01:00 completed [id=5 id_str=]")
+                    .unwrap(),
+            );
+            Ok(())
+        }
+        fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, CtrlError> {
+            self.0.next_event(timeout)
+        }
+    }
+
+    #[test]
+    fn connected_but_not_completed_fails() {
+        let world = world();
+        {
+            let mut world = world.borrow_mut();
+            world.connects = false;
+        }
+        let mut radio = FakeRadio(Rc::clone(&world));
+        let mut supplicant = ConnectsThenDrops(FakeSupplicant(Rc::clone(&world)));
+        let err = connect(&mut radio, &mut supplicant, &plan(Some(NEW))).unwrap_err();
+        match err {
+            DriveError::NotConnected { last_event, .. } => {
+                let last_event = last_event.unwrap();
+                assert!(last_event.contains("DISCONNECTED"), "{last_event}");
+            }
+            other => panic!("expected NotConnected, got {other}"),
+        }
+    }
+
+    /// A supplicant that reports the connection and has lost it again when asked for its status.
+    struct ConnectsThenDrops(FakeSupplicant);
+
+    impl SupplicantOps for ConnectsThenDrops {
+        fn get(&mut self, name: &str) -> Result<String, CtrlError> {
+            self.0.get(name)
+        }
+        fn get_network(&mut self, id: u32, name: &str) -> Result<String, CtrlError> {
+            self.0.get_network(id, name)
+        }
+        fn list_networks(&mut self) -> Result<Vec<NetworkEntry>, CtrlError> {
+            self.0.list_networks()
+        }
+        fn status(&mut self) -> Result<Status, CtrlError> {
+            self.0.status()
+        }
+        fn disconnect(&mut self) -> Result<(), CtrlError> {
+            self.0.disconnect()
+        }
+        fn attach(&mut self) -> Result<(), CtrlError> {
+            self.0.attach()
+        }
+        fn select_network(&mut self, id: u32) -> Result<(), CtrlError> {
+            self.0.select_network(id)?;
+            self.0 .0.borrow_mut().events.push_back(
+                Event::parse("<3>CTRL-EVENT-CONNECTED - Connection to 02:00:00:00:01:00 completed [id=0 id_str=]")
+                    .unwrap(),
+            );
+            Ok(())
+        }
+        fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, CtrlError> {
+            self.0.next_event(timeout)
+        }
     }
 
     fn entry(id: u32, ssid: &[u8]) -> NetworkEntry {
