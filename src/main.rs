@@ -5,6 +5,6 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = macveil::cli::parse_args();
-    macveil::cli::init_logging(cli.verbose, cli.quiet);
+    macveil::cli::init_logging(cli.log_verbosity(), cli.quiet);
     macveil::cli::run(cli).into()
 }

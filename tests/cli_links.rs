@@ -49,6 +49,8 @@ fn set_random_then_show_reports_anonymized() {
     assert_eq!(row["kind"], "veth");
     assert_eq!(row["driver"], "veth");
     assert_eq!(row["permanent"], Value::Null);
+    // Read from a sysfs mounted inside the namespace.
+    assert_eq!(row["assign_type"], "random");
 
     let output = macveil_in(&ns, state.path(), &["set", "veth0", "--random"]);
     assert!(output.status.success(), "{}", describe(&output));
@@ -70,6 +72,7 @@ fn set_random_then_show_reports_anonymized() {
     let row = show_json(&ns, state.path(), "veth0");
     assert_eq!(row["verdict"], "anonymized");
     assert_eq!(row["address"], new.as_str());
+    assert_eq!(row["assign_type"], "set");
     assert_eq!(row["reference"], original.as_str());
 
     let output = macveil_in(&ns, state.path(), &["restore", "veth0"]);

@@ -10,7 +10,7 @@ use common::TestNetns;
 use macveil::MacAddr;
 use macveil::link::apply::{ApplyOptions, Change, LinkReport, Outcome, apply};
 use macveil::link::state::{Baseline, ReferenceStore, Verdict};
-use macveil::link::{Link, LinkError, LinkHandle, LinkOps, Netns, ipv6};
+use macveil::link::{AssignType, Link, LinkError, LinkHandle, LinkOps, Netns, ipv6};
 
 fn mac(text: &str) -> MacAddr {
     text.parse().unwrap()
@@ -72,6 +72,13 @@ fn handle_reads_link_kinds_and_drivers() {
         }
         // No virtual link has a permanent address, and zero is never reported as one.
         assert_eq!(link.permanent, None, "{name}");
+        // Read from a sysfs mounted inside the namespace.
+        let expected_assign = if name == "lo" {
+            AssignType::Permanent
+        } else {
+            AssignType::Random
+        };
+        assert_eq!(link.assign_type, expected_assign, "{name}");
         if name != "lo" {
             assert_eq!(
                 link.address.map(|a| a.to_string()),
@@ -126,6 +133,11 @@ fn set_reads_back_and_keeps_admin_state() {
         assert_eq!(ns.address(name), address, "{name}: the kernel disagrees");
         assert_eq!(ns.is_up(name), up, "{name}: admin state changed");
         assert_eq!(report.is_up, up, "{name}");
+        assert_eq!(
+            find(&mut handle, name).assign_type,
+            AssignType::Set,
+            "{name}"
+        );
 
         // The reference is the address before the first change, and it stays that.
         let references = store.load().unwrap();

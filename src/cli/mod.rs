@@ -2,14 +2,19 @@
 //! subcommand. Each subcommand returns a [`Status`]; only this module decides what reaches the
 //! terminal as an error.
 
+mod check;
 mod config;
+pub mod daemon;
 mod docs;
 mod generate;
+mod install;
+mod nm;
 mod restore;
 mod set;
 mod show;
 pub mod stable_args;
 mod target;
+mod udev;
 mod vendor;
 mod wifi;
 
@@ -74,14 +79,40 @@ pub enum Command {
     #[command(name = "gen")]
     Gen(Box<generate::GenArgs>),
 
+    /// List what exposes this machine's hardware identity: links, NetworkManager, systemd,
+    /// ifupdown and wpa_supplicant settings, and the daemon.
+    #[command(after_help = check::AFTER_HELP)]
+    Check(check::CheckArgs),
+
     /// Check the configuration and show the policy each link gets.
     Config(config::ConfigArgs),
+
+    /// Show, install and check NetworkManager's MAC privacy settings.
+    #[command(after_help = nm::EXAMPLES)]
+    Nm(nm::NmArgs),
 
     /// Write a shell completion script to stdout.
     Completions(docs::CompletionsArgs),
 
     /// Write the man page, macveil(1), to stdout.
     Manpage,
+
+    /// Run the daemon: give every link its policy address from the moment it appears.
+    #[command(after_help = daemon::EXAMPLES)]
+    Daemon(Box<daemon::DaemonArgs>),
+
+    /// Install the daemon, udev rule, sleep hook, default configuration and secret key, and start
+    /// the daemon.
+    #[command(after_help = install::INSTALL_EXAMPLES)]
+    Install(install::InstallArgs),
+
+    /// Remove what install put in place; optionally restore the links' addresses.
+    #[command(after_help = install::UNINSTALL_EXAMPLES)]
+    Uninstall(install::UninstallArgs),
+
+    /// Set a new link's address from udev (run by 81-macveil.rules).
+    #[command(name = "udev-apply", hide = true, long_about = udev::ABOUT)]
+    UdevApply(Box<udev::UdevArgs>),
 
     /// Look up the vendor of an address, or search the vendor registry by name.
     #[command(after_help = vendor::EXAMPLES)]
@@ -105,6 +136,18 @@ pub enum Command {
     Wifi(wifi::WifiArgs),
 }
 
+impl Cli {
+    /// Returns the verbosity to log with. The daemon logs every address change (`info`) by
+    /// default, because its log is the record of what it did. Other commands log warnings and
+    /// errors.
+    pub fn log_verbosity(&self) -> u8 {
+        match self.command {
+            Command::Daemon(_) => self.verbose.max(1),
+            _ => self.verbose,
+        }
+    }
+}
+
 /// Parses the process arguments; `--version` also names the vendor registry's source.
 pub fn parse_args() -> Cli {
     let mut long_version = format!(
@@ -125,8 +168,14 @@ pub fn parse_args() -> Cli {
 pub fn run(cli: Cli) -> Status {
     let result = match cli.command {
         Command::Gen(args) => generate::run(&args),
+        Command::Check(args) => check::run(&args),
         Command::Config(args) => config::run(&args),
+        Command::Daemon(args) => daemon::run(&args),
+        Command::UdevApply(args) => udev::run(&args),
+        Command::Install(args) => install::run_install(&args),
+        Command::Uninstall(args) => install::run_uninstall(&args),
         Command::Vendor(args) => vendor::run(&args),
+        Command::Nm(args) => nm::run(&args),
         Command::Completions(args) => docs::run_completions(&args),
         Command::Manpage => docs::run_manpage(),
         Command::Show(args) => show::run(&args),

@@ -146,7 +146,7 @@ pub(super) fn change(
     source: &Source,
     args: &ChangeArgs,
 ) -> anyhow::Result<Status> {
-    let (mut handle, links) = args.target.open()?;
+    let (mut handle, links) = args.target.open(false)?;
     let selected = target::select(&links, names)?;
 
     // Recording the references is not a change to any link; it must happen before the first

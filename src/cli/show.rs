@@ -60,7 +60,7 @@ struct Row {
 }
 
 pub(super) fn run(args: &ShowArgs) -> anyhow::Result<Status> {
-    let (handle, links) = args.target.open()?;
+    let (handle, links) = args.target.open(true)?;
     let shown: Vec<&Link> = if args.interfaces.is_empty() {
         links.iter().collect()
     } else {

@@ -35,10 +35,15 @@ impl TargetArgs {
         }
     }
 
-    /// Opens the namespace and reads every link in it.
-    pub fn open(&self) -> anyhow::Result<(LinkHandle, Vec<Link>)> {
+    /// Opens the namespace and reads every link in it, with the facts that only describe a
+    /// link (assign type, Wi-Fi) when `details` is set.
+    pub fn open(&self, details: bool) -> anyhow::Result<(LinkHandle, Vec<Link>)> {
         let netns = self.netns()?;
-        let mut handle = LinkHandle::open(&netns)?;
+        let mut handle = if details {
+            LinkHandle::open(&netns)?
+        } else {
+            LinkHandle::open_for_changes(&netns)?
+        };
         let links = handle
             .links()
             .with_context(|| format!("cannot list the links in {netns}"))?;

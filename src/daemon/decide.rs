@@ -3,16 +3,21 @@
 //! rule below is covered by unit tests.
 //!
 //! The rules, in order:
-//! - An unmanaged link, or one whose policy keeps its address (`preserve`), is left alone.
-//! - A link that carries the address it must hide is given its policy address. The address to hide
-//!   is the permanent address, or the reference address recorded when macveil first saw the link.
-//!   A link that is down gets the address in place. A link that is up is taken down, changed and
-//!   brought back up, except on the first start of a boot when the operator did not ask to change
-//!   running links.
-//! - A link that carries any other address is left alone, because another program choosing its own
-//!   random or stable address is fine and fighting over two anonymized addresses helps nobody.
-//! - A `random` link that goes down gets its next address at once, unless another program manages
-//!   its address, so the new address is in place whenever anything raises the link again.
+//! - An unmanaged link, or one whose policy keeps its address (`preserve`, `permanent`), is left
+//!   alone.
+//! - A link that carries any address other than the one it must hide is left alone, because
+//!   another program choosing its own random or stable address is fine and fighting over two
+//!   anonymized addresses helps nobody. Two exceptions rotate a `random` link that no other
+//!   program manages: when it goes down it gets its next address at once, so the new address is
+//!   in place whenever anything raises it again, and after a resume from suspend it gets a new
+//!   one whether it is up or down.
+//! - A link that carries the address it must hide is given its policy address. The address to
+//!   hide is the permanent address, or the reference address recorded when macveil first saw the
+//!   link. A link that is down gets the address in place. A link that is up is taken down,
+//!   changed and brought back up, except a link the daemon spares: one found up at the daemon's
+//!   first start of the boot, when the operator did not ask to change running links.
+//! - A link whose policy address cannot be derived yet (the secret key is unreadable) is taken
+//!   down when it is up with the address it must hide, and otherwise waits.
 //! - A link whose hardware address keeps coming back is left down after a few undo attempts per
 //!   minute.
 
@@ -34,6 +39,9 @@ pub enum Intent {
     /// A deterministic address (`stable`, `stable-ssid` or an explicit address) that the caller has
     /// already derived.
     Fixed(MacAddr),
+    /// The policy wants an address that cannot be derived yet, for example a `stable` one while
+    /// the secret key is unreadable.
+    Blocked,
 }
 
 /// The event that makes the daemon look at a link.
@@ -65,8 +73,9 @@ pub struct LinkView {
 /// The daemon-wide switches that change decisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Context {
-    /// This is the first daemon start of the boot and the operator did not ask to change links that
-    /// are already up (`--now`, `macveil.apply-to-running=yes`).
+    /// The link was up with the address it must hide at the daemon's first start of the boot, has
+    /// stayed up with it since, and the operator did not ask to change running links (`--now`,
+    /// `macveil.apply-to-running=yes`).
     pub spare_running_links: bool,
     /// Another program (NetworkManager) manages this link's address with a policy of its own.
     pub managed_elsewhere: bool,
@@ -77,8 +86,8 @@ pub struct Context {
 pub enum Action {
     /// Nothing to do.
     None,
-    /// The link is up with the address it must hide and is left up, because this is the first
-    /// start of the boot. It is reported as exposed.
+    /// The link is up with the address it must hide and is left up, because the daemon spares
+    /// it. It is reported as exposed.
     ReportExposed,
     /// Set this address while the link is down.
     SetWhileDown(MacAddr),
@@ -86,6 +95,8 @@ pub enum Action {
     Cycle(MacAddr),
     /// The hardware address came back too often: take the link down and leave it down.
     GiveUp,
+    /// The policy address cannot be derived yet: take the link down until it can.
+    HoldDown,
 }
 
 /// A random address to use for the next activation, drawn by the caller only when needed.
@@ -126,34 +137,37 @@ pub fn decide(
 ) -> Action {
     let target = match intent {
         Intent::Unmanaged | Intent::Preserve | Intent::Permanent => return Action::None,
-        Intent::Random => None,
+        Intent::Random | Intent::Blocked => None,
         Intent::Fixed(address) => Some(address),
     };
 
     let exposed = link.hidden == Some(link.current);
     if !exposed {
-        // A random link gets its next address as soon as it goes down, unless another program
-        // owns its address. Every other anonymized address is left as it is.
-        let rotate = matches!(trigger, Trigger::WentDown | Trigger::Resumed)
-            && intent == Intent::Random
-            && !link.is_up
-            && !context.managed_elsewhere;
-        return if rotate {
-            Action::SetWhileDown(next_random())
+        let rotates = intent == Intent::Random && !context.managed_elsewhere;
+        return match trigger {
+            Trigger::WentDown if rotates && !link.is_up => Action::SetWhileDown(next_random()),
+            Trigger::Resumed if rotates && !link.is_up => Action::SetWhileDown(next_random()),
+            Trigger::Resumed if rotates => Action::Cycle(next_random()),
+            _ => Action::None,
+        };
+    }
+
+    if link.is_up && context.spare_running_links {
+        return Action::ReportExposed;
+    }
+    if intent == Intent::Blocked {
+        return if link.is_up {
+            Action::HoldDown
         } else {
             Action::None
         };
     }
-
     let target = match target {
         Some(address) => address,
         None => next_random(),
     };
     if !link.is_up {
         return Action::SetWhileDown(target);
-    }
-    if context.spare_running_links && trigger == Trigger::Dump {
-        return Action::ReportExposed;
     }
     if history.record(now) {
         Action::Cycle(target)
@@ -243,7 +257,16 @@ mod tests {
         );
         assert_eq!(at_startup, Action::ReportExposed);
 
-        // A link that is down at startup is still changed, and a later change is enforced.
+        // A spared link stays spared on later events while it keeps its address.
+        let later = run(
+            Trigger::Changed,
+            link(true, HARDWARE),
+            Intent::Fixed(STABLE),
+            context,
+        );
+        assert_eq!(later, Action::ReportExposed);
+
+        // A link that is down is changed even when running links are spared.
         let down = run(
             Trigger::Dump,
             link(false, HARDWARE),
@@ -251,13 +274,15 @@ mod tests {
             context,
         );
         assert_eq!(down, Action::SetWhileDown(STABLE));
-        let later = run(
-            Trigger::Changed,
+
+        // Without the exemption the same link is cycled.
+        let enforced = run(
+            Trigger::Dump,
             link(true, HARDWARE),
             Intent::Fixed(STABLE),
-            context,
+            enforce(),
         );
-        assert_eq!(later, Action::Cycle(STABLE));
+        assert_eq!(enforced, Action::Cycle(STABLE));
     }
 
     #[test]
@@ -288,6 +313,75 @@ mod tests {
             enforce(),
         );
         assert_eq!(resumed, Action::SetWhileDown(RANDOM));
+    }
+
+    #[test]
+    fn random_up_link_rotates_on_resume() {
+        let resumed = run(
+            Trigger::Resumed,
+            link(true, OTHER),
+            Intent::Random,
+            enforce(),
+        );
+        assert_eq!(resumed, Action::Cycle(RANDOM));
+
+        // A stable link keeps its address across suspend.
+        let stable = run(
+            Trigger::Resumed,
+            link(true, STABLE),
+            Intent::Fixed(STABLE),
+            enforce(),
+        );
+        assert_eq!(stable, Action::None);
+    }
+
+    #[test]
+    fn random_up_link_not_rotated_on_change() {
+        let action = run(
+            Trigger::Changed,
+            link(true, OTHER),
+            Intent::Random,
+            enforce(),
+        );
+        assert_eq!(action, Action::None);
+    }
+
+    #[test]
+    fn blocked_link_is_held_down_when_exposed() {
+        let up = run(
+            Trigger::Appeared,
+            link(true, HARDWARE),
+            Intent::Blocked,
+            enforce(),
+        );
+        assert_eq!(up, Action::HoldDown);
+
+        let down = run(
+            Trigger::Appeared,
+            link(false, HARDWARE),
+            Intent::Blocked,
+            enforce(),
+        );
+        assert_eq!(down, Action::None);
+
+        let anonymized = run(
+            Trigger::Changed,
+            link(true, OTHER),
+            Intent::Blocked,
+            enforce(),
+        );
+        assert_eq!(anonymized, Action::None);
+
+        let spared = run(
+            Trigger::Dump,
+            link(true, HARDWARE),
+            Intent::Blocked,
+            Context {
+                spare_running_links: true,
+                managed_elsewhere: false,
+            },
+        );
+        assert_eq!(spared, Action::ReportExposed);
     }
 
     #[test]

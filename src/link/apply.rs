@@ -512,6 +512,7 @@ fn kernel_generated(ip: &IpAddress, old: Option<MacAddr>) -> bool {
         || (ipv6::is_link_local(&v6) && ip.flags & IFA_F_STABLE_PRIVACY != 0)
 }
 
+// NOTE: a multipath route is added back whole, as dumped; no test covers that case.
 /// Returns whether a route through the cycled link is one the kernel does not recreate by itself.
 fn restorable_route(route: &Route, index: u32) -> bool {
     let multicast = match route.destination {
@@ -563,12 +564,22 @@ fn restore_after_cycle(
             ));
         }
     }
-    let route_requests: Vec<Request> = routes_before
+    let missing_routes = routes_before
         .iter()
-        .filter(|route| restorable_route(route, report.index))
-        .filter(|route| !routes_now.iter().any(|now| now.same_as(route)))
-        .map(|route| Request::AddRoute(route.clone()))
-        .collect();
+        .filter(|route| route.oif == Some(report.index))
+        .filter(|route| !routes_now.iter().any(|now| now.same_as(route)));
+    let mut route_requests = Vec::new();
+    for route in missing_routes {
+        if restorable_route(route, report.index) {
+            route_requests.push(Request::AddRoute(route.clone()));
+        } else if route.protocol == RTPROT_RA {
+            // The router's next advertisement adds it back; a copy added by hand would never
+            // expire.
+            report.lost.push(format!(
+                "route {route} (from router advertisements: the next one adds it back)"
+            ));
+        }
+    }
 
     for requests in [address_requests, route_requests] {
         if requests.is_empty() {

@@ -96,6 +96,8 @@ pub enum Operation {
     ListRoutes,
     /// Adding a route (`RTM_NEWROUTE`).
     AddRoute,
+    /// Receiving link notifications (`RTNLGRP_LINK`).
+    MonitorLinks,
 }
 
 impl fmt::Display for Operation {
@@ -111,6 +113,7 @@ impl fmt::Display for Operation {
             Operation::RemoveIpAddress => "removing an IP address",
             Operation::ListRoutes => "listing routes",
             Operation::AddRoute => "adding a route",
+            Operation::MonitorLinks => "receiving link notifications",
         };
         f.write_str(text)
     }

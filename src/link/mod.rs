@@ -16,6 +16,7 @@ pub mod apply;
 pub mod error;
 mod ioctl;
 pub mod ipv6;
+mod monitor;
 pub mod netns;
 mod ops;
 mod rtnl;
@@ -35,9 +36,10 @@ use serde::Serialize;
 use crate::addr::MacAddr;
 
 pub use error::{Errno, LinkError, Operation};
+pub use monitor::LinkMonitor;
 pub use netns::Netns;
 pub use ops::{LinkHandle, LinkOps};
-pub use rtnl::{Request, Route};
+pub use rtnl::{LinkEvent, Request, Route};
 
 /// `ARPHRD_ETHER`: the link-layer type of Ethernet, Wi-Fi and most virtual links.
 pub const ARPHRD_ETHER: u16 = 1;
@@ -81,7 +83,7 @@ impl fmt::Display for OperState {
 }
 
 /// The origin of the current address, as the kernel reports it (`addr_assign_type` in sysfs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AssignType {
     /// `NET_ADDR_PERM`: the address came from the hardware.
@@ -92,7 +94,9 @@ pub enum AssignType {
     Stolen,
     /// `NET_ADDR_SET`: set from user space (udev, NetworkManager, macveil).
     Set,
-    /// Not readable here (the link is in another namespace, or sysfs lacks the file).
+    /// Not read: the handle was opened with [`LinkHandle::open_for_changes`], no sysfs could be
+    /// mounted for the namespace, or sysfs lacks the file.
+    #[default]
     Unknown,
 }
 
@@ -143,7 +147,8 @@ pub struct Link {
     pub name: String,
     /// `IFLA_INFO_KIND` (veth, bridge, tun, macvlan, ...); none for most physical devices.
     pub info_kind: Option<String>,
-    /// Whether the link is a Wi-Fi interface.
+    /// Whether the link is a Wi-Fi interface; always false from a handle opened with
+    /// [`LinkHandle::open_for_changes`], unless the link message carries `IFLA_WIRELESS`.
     pub wireless: bool,
     /// The link-layer type (`ARPHRD_*`).
     pub link_type: u16,

@@ -845,6 +845,142 @@ fn decode_route(mut message: RouteMessage) -> Option<Route> {
     Some(route)
 }
 
+// Link notifications for the daemon.
+
+/// `RTNLGRP_LINK`: the multicast group on which the kernel announces every new, changed and
+/// removed link (`<linux/rtnetlink.h>`).
+const RTNLGRP_LINK: u32 = 1;
+
+/// `RTM_DELLINK`.
+const RTM_DELLINK: u16 = 17;
+
+/// The receive buffer the notification socket requests with `SO_RCVBUFFORCE`, which ignores
+/// `net.core.rmem_max` for a caller with CAP_NET_ADMIN. A link notification takes about 2 KiB
+/// of buffer, so 8 MiB holds a burst of a few thousand before the kernel drops any (ENOBUFS).
+const NOTIFICATION_BUFFER_BYTES: libc::c_int = 8 << 20;
+
+/// One link notification.
+#[derive(Debug, Clone)]
+pub enum LinkEvent {
+    /// `RTM_NEWLINK`: a link appeared or changed. Driver, assign type and the ethtool permanent
+    /// address are not filled in.
+    New(Link),
+    /// `RTM_DELLINK`: a link was removed.
+    Removed {
+        /// The link's index.
+        index: u32,
+        /// The link's name.
+        name: String,
+    },
+}
+
+/// A non-blocking socket subscribed to link notifications in the namespace of the thread that
+/// opened it.
+pub struct LinkEvents {
+    socket: Socket,
+    buffer: Vec<u8>,
+}
+
+impl AsRawFd for LinkEvents {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+}
+
+impl LinkEvents {
+    /// Opens the socket and joins `RTNLGRP_LINK`.
+    pub fn open() -> io::Result<LinkEvents> {
+        let mut socket = Socket::new(NETLINK_ROUTE)?;
+        socket.bind_auto()?;
+        socket.add_membership(RTNLGRP_LINK)?;
+        socket.set_non_blocking(true)?;
+
+        let size = NOTIFICATION_BUFFER_BYTES;
+        // SAFETY: the option value is a c_int that lives for the call, and its size is passed.
+        let forced = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&raw const size).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if forced != 0 {
+            // Without CAP_NET_ADMIN the kernel caps the size at net.core.rmem_max.
+            socket.set_rx_buf_sz(size)?;
+        }
+        Ok(LinkEvents {
+            socket,
+            buffer: Vec::with_capacity(RECEIVE_CHUNK_BYTES),
+        })
+    }
+
+    /// Sets `SO_RCVBUF`, so that tests can make the kernel drop notifications.
+    #[cfg(test)]
+    pub(super) fn set_receive_buffer(&self, bytes: usize) -> io::Result<()> {
+        self.socket.set_rx_buf_sz(bytes)
+    }
+
+    /// Reads one datagram of notifications. Returns `Ok(None)` when none is queued, and
+    /// [`LinkError::NoBuffers`] when the kernel dropped notifications because the buffer was
+    /// full: the caller must then read every link again, because some changes were lost.
+    pub fn receive(&mut self) -> Result<Option<Vec<LinkEvent>>, LinkError> {
+        let operation = Operation::MonitorLinks;
+        self.buffer.clear();
+        self.buffer.reserve(RECEIVE_CHUNK_BYTES);
+        let length = match self.socket.recv(&mut self.buffer, libc::MSG_TRUNC) {
+            Ok(length) => length,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => return Ok(Some(Vec::new())),
+            Err(error) => return Err(socket_error(operation, error)),
+        };
+        if length > self.buffer.len() {
+            return Err(LinkError::Protocol {
+                operation,
+                detail: format!(
+                    "a {length}-byte notification did not fit the {}-byte buffer",
+                    self.buffer.len()
+                ),
+            });
+        }
+
+        let mut events = Vec::new();
+        let mut offset = 0;
+        while offset + NLMSG_HEADER_LEN <= length {
+            let bytes = &self.buffer[offset..length];
+            let message_length = u32::from_ne_bytes(bytes[0..4].try_into().unwrap()) as usize;
+            if message_length < NLMSG_HEADER_LEN || message_length > bytes.len() {
+                return Err(LinkError::Protocol {
+                    operation,
+                    detail: format!("invalid message length {message_length}"),
+                });
+            }
+            let message_type = u16::from_ne_bytes(bytes[4..6].try_into().unwrap());
+            let payload = &bytes[NLMSG_HEADER_LEN..message_length];
+            log::trace!("netlink notification: type {message_type}, {message_length} bytes");
+            match message_type {
+                RTM_NEWLINK => {
+                    let link =
+                        decode_link(payload).map_err(|err| protocol_error(operation, err))?;
+                    events.push(LinkEvent::New(link));
+                }
+                RTM_DELLINK => {
+                    let link =
+                        decode_link(payload).map_err(|err| protocol_error(operation, err))?;
+                    events.push(LinkEvent::Removed {
+                        index: link.index,
+                        name: link.name,
+                    });
+                }
+                _ => {}
+            }
+            offset += message_length.next_multiple_of(4);
+        }
+        Ok(Some(events))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use netlink_packet_core::Emitable;

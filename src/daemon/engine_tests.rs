@@ -1,0 +1,275 @@
+//! Engine tests on a real namespace, through the library. They cover what the command-line
+//! tests cannot reach without waiting minutes or without a driver this kernel lacks (the fault
+//! seam of [`crate::link::fault`]), and the passes the event loop runs after overruns and timers.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use super::engine::{Engine, Settings, Summary};
+use super::nm::DeviceStates;
+use super::state::{LinkStatus, RecordStore, Writer};
+use super::target::Keys;
+use crate::addr::MacAddr;
+use crate::config::{Config, SourceText};
+use crate::link::fault::{Fault, FaultyLinks};
+use crate::link::testns::TestNetns;
+use crate::link::{Link, LinkEvent, LinkHandle, LinkOps};
+use crate::rng::OsRandom;
+
+const RANDOM: &str = "[connection-test]\nmatch-device=interface-name:tv*\n\
+                      ethernet.cloned-mac-address=random\n";
+
+struct Lab {
+    ns: TestNetns,
+    handle: LinkHandle,
+    state: tempfile::TempDir,
+}
+
+impl Lab {
+    fn new(test: &str) -> Option<Lab> {
+        let ns = TestNetns::create(test)?;
+        let handle = LinkHandle::open(&ns.netns()).unwrap();
+        Some(Lab {
+            ns,
+            handle,
+            state: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    fn engine(&self, config: &str, nm_devices: Option<DeviceStates>) -> Engine {
+        let config = Config::from_sources(&[SourceText::new("test.conf", config)]).unwrap();
+        let settings = Settings {
+            state_dir: self.state.path().to_path_buf(),
+            now: false,
+            reveal: false,
+            first_start: false,
+            never_cycle: false,
+            sysfs_net: None,
+            nm_devices,
+            writer: Writer::Daemon,
+        };
+        Engine::new(
+            &self.handle,
+            settings,
+            config,
+            Keys::new(self.state.path().join("no-key")),
+            Ok(String::from("6f1f4b0e-9c55-4f0b-8d3e-2f1f9b0c5a11")),
+            Box::new(OsRandom),
+        )
+    }
+
+    fn link(&mut self, name: &str) -> Link {
+        self.handle
+            .links()
+            .unwrap()
+            .into_iter()
+            .find(|link| link.name == name)
+            .unwrap_or_else(|| panic!("{name} exists"))
+    }
+
+    fn status(&self, name: &str) -> Option<LinkStatus> {
+        RecordStore::new(self.state.path())
+            .load()
+            .unwrap()
+            .into_iter()
+            .find(|record| record.ifname == name)
+            .map(|record| record.status)
+    }
+
+    fn veth(&self, name: &str) {
+        let peer = format!("p{name}");
+        self.ns
+            .ip(&["link", "add", name, "type", "veth", "peer", "name", &peer]);
+    }
+}
+
+#[test]
+fn resync_finds_links_changed_without_notification() {
+    let Some(mut lab) = Lab::new("resync_finds_links_changed_without_notification") else {
+        return;
+    };
+    lab.veth("tv0");
+    let mut engine = lab.engine(RANDOM, None);
+    engine.start(&mut lab.handle).unwrap();
+    assert_eq!(lab.status("tv0"), Some(LinkStatus::Set));
+
+    // Notifications lost: one link is removed and one appears, and the engine hears of
+    // neither until it reads every link again.
+    lab.ns.ip(&["link", "del", "tv0"]);
+    lab.veth("tv1");
+    let original = lab.link("tv1").address;
+    let summary = engine.resync(&mut lab.handle).unwrap();
+
+    assert_eq!(summary.changed, 1, "{summary:?}");
+    assert_ne!(lab.link("tv1").address, original);
+    assert_eq!(lab.status("tv1"), Some(LinkStatus::Set));
+    assert_eq!(lab.status("tv0"), None, "the removed link's record is gone");
+}
+
+#[test]
+fn acknowledged_but_ignored_change_keeps_link_down() {
+    let Some(mut lab) = Lab::new("acknowledged_but_ignored_change_keeps_link_down") else {
+        return;
+    };
+    lab.veth("tv0");
+    lab.ns.ip(&["link", "set", "tv0", "up"]);
+    let before = lab.link("tv0");
+    let mut engine = lab.engine(RANDOM, None);
+
+    // A driver that acknowledges a new address and keeps its own, as some USB Wi-Fi drivers
+    // do. The link is up with its hardware address when it appears.
+    let mut faulty = FaultyLinks::new(&mut lab.handle);
+    faulty.inject(before.index, Fault::IgnoreAddress);
+    let event = LinkEvent::New(before.clone());
+    let summary = engine.handle(&mut faulty, vec![event]).unwrap();
+
+    assert_eq!(summary.held_down, 1, "{summary:?}");
+    let after = lab.link("tv0");
+    assert!(
+        !after.admin_up,
+        "the link was left up with its hardware address"
+    );
+    assert_eq!(after.address, before.address);
+    assert_eq!(lab.status("tv0"), Some(LinkStatus::HeldDown));
+}
+
+#[test]
+fn permanent_address_is_the_one_hidden() {
+    let Some(mut lab) = Lab::new("permanent_address_is_the_one_hidden") else {
+        return;
+    };
+    lab.veth("tv0");
+    let link = lab.link("tv0");
+    let current = link.address.unwrap();
+    let mut engine = lab.engine(RANDOM, None);
+
+    // A card whose permanent address differs from its current one is not exposed, so the
+    // engine keeps its address. Once the permanent address is written back, it is undone.
+    let elsewhere: MacAddr = "3c:22:fb:01:02:03".parse().unwrap();
+    let mut faulty = FaultyLinks::new(&mut lab.handle);
+    faulty.inject(link.index, Fault::Permanent(elsewhere));
+    let kept = engine
+        .handle(&mut faulty, vec![LinkEvent::New(link.clone())])
+        .unwrap();
+    assert_eq!(kept.changed, 0, "{kept:?}");
+    drop(faulty);
+    assert_eq!(lab.link("tv0").address, Some(current));
+
+    lab.ns
+        .ip(&["link", "set", "tv0", "address", &elsewhere.to_string()]);
+    let written_back = lab.link("tv0");
+    let mut faulty = FaultyLinks::new(&mut lab.handle);
+    faulty.inject(link.index, Fault::Permanent(elsewhere));
+    let undone = engine
+        .handle(&mut faulty, vec![LinkEvent::New(written_back)])
+        .unwrap();
+    assert_eq!(undone.changed, 1, "{undone:?}");
+    drop(faulty);
+    let after = lab.link("tv0").address.unwrap();
+    assert_ne!(after, elsewhere);
+    assert!(after.is_local());
+}
+
+#[test]
+fn random_rotate_gives_a_new_address_when_due() {
+    let Some(mut lab) = Lab::new("random_rotate_gives_a_new_address_when_due") else {
+        return;
+    };
+    lab.veth("tv0");
+    lab.ns.ip(&["link", "set", "tv0", "up"]);
+    let config = "[connection-test]\nmatch-device=interface-name:tv*\n\
+                  ethernet.cloned-mac-address=random\n\
+                  [device-test]\nmatch-device=interface-name:tv*\nmacveil.random-rotate=60\n";
+    let mut engine = lab.engine(config, None);
+    engine.start(&mut lab.handle).unwrap();
+    let first = lab.link("tv0").address;
+    let deadline = engine.next_deadline().expect("a rotation is scheduled");
+    let wait = deadline.saturating_duration_since(Instant::now());
+    assert!(
+        wait > Duration::from_secs(55) && wait <= Duration::from_secs(60),
+        "{wait:?}"
+    );
+
+    // Nothing is due yet.
+    let early = engine.rotate_due(&mut lab.handle, Instant::now()).unwrap();
+    assert_eq!(early, Summary::default());
+
+    let rotated = engine
+        .rotate_due(&mut lab.handle, deadline + Duration::from_millis(1))
+        .unwrap();
+    assert_eq!(rotated.changed, 1, "{rotated:?}");
+    let after = lab.link("tv0");
+    assert_ne!(after.address, first);
+    assert!(after.admin_up, "the rotated link is back up");
+    assert!(engine.next_deadline().unwrap() > deadline);
+}
+
+#[test]
+fn network_manager_links_are_not_rotated() {
+    let Some(mut lab) = Lab::new("network_manager_links_are_not_rotated") else {
+        return;
+    };
+    lab.veth("tv0");
+    lab.veth("tv1");
+    let devices = tempfile::tempdir().unwrap();
+    let managed = lab.link("tv0").index;
+    fs::write(
+        devices.path().join(managed.to_string()),
+        "[device]\nmanaged=true\n",
+    )
+    .unwrap();
+    let mut engine = lab.engine(RANDOM, Some(DeviceStates::new(devices.path())));
+    engine.start(&mut lab.handle).unwrap();
+
+    // Both get an address when they appear, because the hardware address is always undone.
+    let tv0 = lab.link("tv0");
+    let tv1 = lab.link("tv1");
+    assert_eq!(lab.status("tv0"), Some(LinkStatus::Set));
+    assert_eq!(lab.status("tv1"), Some(LinkStatus::Set));
+
+    // Going down rotates only the link NetworkManager does not manage.
+    for name in ["tv0", "tv1"] {
+        lab.ns.ip(&["link", "set", name, "up"]);
+    }
+    let up = vec![
+        LinkEvent::New(lab.link("tv0")),
+        LinkEvent::New(lab.link("tv1")),
+    ];
+    engine.handle(&mut lab.handle, up).unwrap();
+    for name in ["tv0", "tv1"] {
+        lab.ns.ip(&["link", "set", name, "down"]);
+    }
+    let down = vec![
+        LinkEvent::New(lab.link("tv0")),
+        LinkEvent::New(lab.link("tv1")),
+    ];
+    engine.handle(&mut lab.handle, down).unwrap();
+    assert_eq!(lab.link("tv0").address, tv0.address);
+    assert_ne!(lab.link("tv1").address, tv1.address);
+}
+
+#[test]
+fn renamed_link_keeps_its_reference() {
+    let Some(mut lab) = Lab::new("renamed_link_keeps_its_reference") else {
+        return;
+    };
+    lab.veth("tv0");
+    let original = lab.link("tv0").address.unwrap();
+    let mut engine = lab.engine(RANDOM, None);
+    engine.start(&mut lab.handle).unwrap();
+    let anonymized = lab.link("tv0").address.unwrap();
+    assert_ne!(anonymized, original);
+
+    lab.ns.ip(&["link", "set", "tv0", "name", "tv9"]);
+    let renamed = LinkEvent::New(lab.link("tv9"));
+    engine.handle(&mut lab.handle, vec![renamed]).unwrap();
+    // Writing the original address back under the new name is still undone.
+    lab.ns
+        .ip(&["link", "set", "tv9", "address", &original.to_string()]);
+    let written_back = LinkEvent::New(lab.link("tv9"));
+    let summary = engine.handle(&mut lab.handle, vec![written_back]).unwrap();
+    assert_eq!(summary.changed, 1, "{summary:?}");
+    assert_ne!(lab.link("tv9").address, Some(original));
+    assert_eq!(lab.status("tv9"), Some(LinkStatus::Set));
+    assert_eq!(lab.status("tv0"), None);
+}
