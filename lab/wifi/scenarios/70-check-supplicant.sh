@@ -2,7 +2,8 @@
 # `macveil wifi check` reads the running wpa_supplicant over its control socket and flags what it
 # exposes. Three set-ups, one after another on the same radios:
 # 1. Randomization off, the default: wpa_supplicant starts on the permanent address and connects
-#    by itself. The check must flag the permanent address and the WPS UUID derived from it.
+#    by itself. The check must flag the permanent address and the WPS UUID derived from it, and
+#    `macveil check` the same configuration file (mac_addr, preassoc_mac_addr and uuid unset).
 # 2. preassoc_mac_addr=1 with mac_addr=0: the check must flag that the supplicant puts its start
 #    address back before each association, and `macveil wifi connect` must reject it
 #    and change nothing.
@@ -51,6 +52,27 @@ if has_finding wpa-live-wps-uuid-hardware high; then
 else
     fail check-flags-wps-uuid "no high wpa-live-wps-uuid-hardware finding: $check_output"
 fi
+
+# `macveil check` reads the supplicant's configuration file where Debian keeps it.
+mkdir -p /etc/wpa_supplicant
+cp "$LAB_LOGS/wpa_supplicant.conf" /etc/wpa_supplicant/wpa_supplicant.conf
+macveil check --json >"$LAB_LOGS/macveil-check-files.log" 2>&1
+files_status=$?
+files_output="$(tr -d ' \t\n' <"$LAB_LOGS/macveil-check-files.log")"
+missing=""
+for code in wpa-mac-addr wpa-preassoc-mac-addr wps-uuid; do
+    if ! echo "$files_output" | grep -q "\"code\":\"$code\""; then
+        missing="$missing $code"
+    fi
+done
+if [ "$files_status" != 1 ]; then
+    fail check-config-file "macveil check exited with status $files_status, expected 1: $(head -c 600 "$LAB_LOGS/macveil-check-files.log")"
+elif [ -n "$missing" ]; then
+    fail check-config-file "macveil check did not report$missing for /etc/wpa_supplicant/wpa_supplicant.conf: $(head -c 600 "$LAB_LOGS/macveil-check-files.log")"
+else
+    pass check-config-file
+fi
+rm /etc/wpa_supplicant/wpa_supplicant.conf
 stop_background wpa_supplicant
 
 # 2. The supplicant's own pre-association address with mac_addr=0.
