@@ -19,5 +19,6 @@ pub mod nm;
 pub mod rng;
 pub mod secret_key;
 pub mod vendor;
+pub mod wifi;
 
 pub use addr::MacAddr;

@@ -8,6 +8,10 @@
 # are installed on the host (as root), the kernel package is downloaded and unpacked into a cache.
 # The guest has no network device, so nothing inside it can reach a network.
 #
+# Every run creates a new secret key, and every boot of the run gets the same key file. A scenario
+# whose header contains the line "# lab-boots: 2" also runs in a second boot, which receives the
+# values the scenario recorded in the first one ("RECORD scenario key value" lines).
+#
 # Usage: lab/wifi/run.sh [--timeout SECONDS] MACVEIL_BINARY [SCENARIO...]
 #   MACVEIL_BINARY  a debug or release build, e.g. target/debug/macveil
 #   SCENARIO        scenario names (file names under lab/wifi/scenarios without ".sh");
@@ -303,8 +307,16 @@ build_run_archive() {
     local scenario
     for scenario in "$@"; do
         cp "$lab_dir/scenarios/$scenario.sh" "$root/lab/scenarios/"
-        printf '%s\n' "$scenario" >>"$root/lab/selected"
+        printf '%s\n' "$scenario" >>"$root/lab/selected.1"
     done
+
+    # One secret key for every boot of the run, in the format macveil creates (a NetworkManager
+    # v2 key: "nm-v2:" and the base64 of 32 random bytes), so that stable addresses can be
+    # compared across boots.
+    mkdir -p "$root/var/lib/macveil"
+    chmod 700 "$root/var/lib/macveil"
+    (umask 077 && printf 'nm-v2:%s' "$(head -c 32 /dev/urandom | base64 -w 0)" \
+        >"$root/var/lib/macveil/secret_key")
 
     # A debug build carries hundreds of MB of debug information that the guest does not need.
     if ! strip -o "$root/usr/local/bin/macveil" "$macveil" 2>/dev/null; then
@@ -320,6 +332,28 @@ build_run_archive() {
     rm -rf "$root"
 }
 
+# Builds the archive that turns the next boot into boot number $2: the boot number, the scenarios
+# to run again and the values recorded in the first boot.
+build_boot_archive() {
+    local destination="$1" boot="$2" records="$3"
+    shift 3
+    local root="$work/boot-root"
+    mkdir -p "$root/lab"
+    printf '%s\n' "$boot" >"$root/lab/boot"
+    printf '%s\n' "$@" >"$root/lab/selected.$boot"
+    cp "$records" "$root/lab/records"
+    (cd "$root" && find . -print0 | LC_ALL=C sort -z |
+        cpio --null --quiet -o -H newc --owner=0:0) >"$destination"
+    rm -rf "$root"
+}
+
+# Prints how many boots a scenario needs: the number on its "# lab-boots: N" line, else 1.
+boots_of() {
+    local boots
+    boots="$(sed -n 's/^# lab-boots: *\([0-9]\)$/\1/p' "$lab_dir/scenarios/$1.sh" | head -n 1)"
+    printf '%s\n' "${boots:-1}"
+}
+
 # --- boot -------------------------------------------------------------------------------------
 
 # Drops carriage returns and the terminal control sequences that the firmware prints.
@@ -327,11 +361,11 @@ printable() {
     tr -d '\r' | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g'
 }
 
-# Boots the guest, copies its console to stdout as it arrives and stores it in $work/console.
+# Boots the guest, copies its console to stdout as it arrives and stores it in the file $3.
 # Returns 1, with a FAIL line added to the console, when the guest had to be stopped after the
 # timeout or qemu failed.
 boot_guest() {
-    local kernel="$1" initrd="$2" console="$work/console" image
+    local kernel="$1" initrd="$2" console="$3" image
     : >"$console"
     image="$kernel/vmlinux"
     if [[ ! -f "$image" ]]; then
@@ -375,6 +409,19 @@ boot_guest() {
             "$(tail -n 3 "$work/qemu.stderr" | tr '\n' ' ')" >>"$console"
         return 1
     fi
+}
+
+# Adds a FAIL line to the results file $1 of boot $2 when that boot never reported the end of
+# its run, and prints the line that explains it.
+check_end_of_run() {
+    local results="$1" boot="$2"
+    if grep -qx 'lab: done' "$results"; then
+        return
+    fi
+    if ! grep -q '^FAIL lab:' "$results"; then
+        printf 'FAIL lab: boot %s never reported the end of its run\n' "$boot" >>"$results"
+    fi
+    grep '^FAIL lab:' "$results" | tail -n 1
 }
 
 # --- main -------------------------------------------------------------------------------------
@@ -442,18 +489,31 @@ main() {
     cat "$work/run.cpio" >>"$work/initrd"
     log "kernel $(sed -n 's/^package=//p' "$kernel/PACKAGE") $(sed -n 's/^version=//p' "$kernel/PACKAGE"), prepared in $((SECONDS - started)) s"
 
-    local booted=$SECONDS
-    boot_guest "$kernel" "$work/initrd" || true
+    local second_boot=() name
+    for name in "${scenarios[@]}"; do
+        if (($(boots_of "$name") > 1)); then
+            second_boot+=("$name")
+        fi
+    done
+
+    local booted=$SECONDS results="$work/results"
+    boot_guest "$kernel" "$work/initrd" "$work/console.1" || true
+    tr -d '\r' <"$work/console.1" >"$results"
+    check_end_of_run "$results" 1
+
+    if ((${#second_boot[@]} > 0)); then
+        log "second boot for ${second_boot[*]}"
+        grep '^RECORD ' "$results" >"$work/records" || true
+        build_boot_archive "$work/boot2.cpio" 2 "$work/records" "${second_boot[@]}"
+        cat "$work/initrd" "$work/boot2.cpio" >"$work/initrd.2"
+        boot_guest "$kernel" "$work/initrd.2" "$work/console.2" || true
+        tr -d '\r' <"$work/console.2" >"$work/results.2"
+        check_end_of_run "$work/results.2" 2
+        cat "$work/results.2" >>"$results"
+    fi
     log "boot to power-off took $((SECONDS - booted)) s, whole run $((SECONDS - started)) s"
 
-    local results="$work/results" passed failed
-    tr -d '\r' <"$work/console" >"$results"
-    if ! grep -qx 'lab: done' "$results"; then
-        if ! grep -q '^FAIL lab:' "$results"; then
-            printf 'FAIL lab: the guest never reported the end of its run\n' >>"$results"
-        fi
-        grep '^FAIL lab:' "$results" | tail -n 1
-    fi
+    local passed failed
     passed="$(grep -c '^PASS ' "$results" || true)"
     failed="$(grep -c '^FAIL ' "$results" || true)"
     printf '%s passed, %s failed\n' "$passed" "$failed"

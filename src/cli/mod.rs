@@ -16,6 +16,7 @@ pub mod stable_args;
 mod target;
 mod udev;
 mod vendor;
+mod wifi;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -129,6 +130,10 @@ pub enum Command {
     /// Put interfaces back on their permanent (or recorded) address.
     #[command(after_help = restore::EXAMPLES)]
     Restore(restore::RestoreArgs),
+
+    /// Connect Wi-Fi with an anonymized address, control scan-address randomization and report
+    /// what the running wpa_supplicant exposes.
+    Wifi(wifi::WifiArgs),
 }
 
 impl Cli {
@@ -145,11 +150,15 @@ impl Cli {
 
 /// Parses the process arguments; `--version` also names the vendor registry's source.
 pub fn parse_args() -> Cli {
-    let long_version = format!(
+    let mut long_version = format!(
         "{}\nvendor registry: {}",
         env!("CARGO_PKG_VERSION"),
         crate::vendor::Registry::load().source()
     );
+    // The Wi-Fi lab checks for this line before it relies on the fault seam.
+    if cfg!(feature = "lab-faults") {
+        long_version.push_str("\nlab faults: enabled (MACVEIL_LAB_FAIL_SET_ADDRESS)");
+    }
     let command = Cli::command().long_version(long_version);
     let matches = command.get_matches();
     Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
@@ -172,6 +181,7 @@ pub fn run(cli: Cli) -> Status {
         Command::Show(args) => show::run(&args),
         Command::Set(args) => set::run(&args),
         Command::Restore(args) => restore::run(&args),
+        Command::Wifi(args) => wifi::run(&args),
     };
     match result {
         Ok(status) => status,

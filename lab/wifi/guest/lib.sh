@@ -6,6 +6,8 @@
 # receives a copy of every frame that either radio transmits, with a radiotap header.
 
 LAB_LOGS="${LAB_LOGS:-/tmp}"
+LAB_SCENARIO="${LAB_SCENARIO:-unknown}"
+LAB_BOOT="${LAB_BOOT:-1}"
 lab_failed=0
 lab_pids=""
 lab_signal_status=""
@@ -224,4 +226,68 @@ network={
 EOF
     start_background wpa_supplicant wpa_supplicant -i wlan0 -D nl80211 -c "$config"
     wait_until 30 "grep -qs 'CTRL-EVENT-CONNECTED' '$LAB_LOGS/wpa_supplicant.log'"
+}
+
+# --- values carried from the first boot to the second -------------------------------------
+
+# Prints a value for the scenario's run in the second boot. run.sh collects these lines from the
+# first boot's console and gives them to the second boot in /lab/records.
+record() {
+    echo "RECORD $LAB_SCENARIO $1 $2"
+}
+
+# Prints the value this scenario recorded as $1 in the first boot, or nothing.
+recorded() {
+    sed -n "s/^RECORD $LAB_SCENARIO $1 //p" /lab/records 2>/dev/null | tail -n 1
+}
+
+# --- wpa_supplicant driven by macveil ------------------------------------------------------
+
+# Runs wpa_cli on wlan0's control socket.
+wpa() {
+    wpa_cli -p /run/wpa_supplicant -i wlan0 "$@"
+}
+
+# Starts wpa_supplicant on wlan0 with one open network on 2412 MHz for each SSID in "$2"...,
+# each disabled, so that the supplicant connects only to a network that is selected. $1 contains
+# extra global settings, one per line. Waits until the control socket replies.
+start_idle_station() {
+    globals="$1"
+    shift
+    config="$LAB_LOGS/wpa_supplicant.conf"
+    {
+        echo "ctrl_interface=/run/wpa_supplicant"
+        if [ -n "$globals" ]; then
+            echo "$globals"
+        fi
+        for ssid in "$@"; do
+            printf 'network={\n    ssid="%s"\n    key_mgmt=NONE\n    scan_freq=2412\n    disabled=1\n}\n' "$ssid"
+        done
+    } >"$config"
+    start_background wpa_supplicant wpa_supplicant -i wlan0 -D nl80211 -c "$config"
+    wait_until 10 "wpa ping 2>/dev/null | grep -q PONG"
+}
+
+connect_count=0
+
+# Runs "macveil wifi connect wlan0 --json" with the arguments "$@". Sets connect_status to its
+# exit status, connect_log to the file with its output ($LAB_LOGS/macveil-connect-N.log), and
+# connected_address to the address in its JSON report. Returns the exit status.
+macveil_connect() {
+    connect_count=$((connect_count + 1))
+    connect_log="$LAB_LOGS/macveil-connect-$connect_count.log"
+    macveil wifi connect wlan0 --json "$@" >"$connect_log" 2>&1
+    connect_status=$?
+    connected_address="$(sed -n 's/.*"address": "\([0-9a-f:]\{17\}\)".*/\1/p' "$connect_log" | head -n 1)"
+    return "$connect_status"
+}
+
+# Prints the first lines of the last macveil_connect log, on one line, to explain a failure.
+connect_output() {
+    head -n 12 "$connect_log" | tr '\n' ' '
+}
+
+# Prints how many times hostapd reported the station $1 as connected.
+station_connections() {
+    connected_stations | grep -cx "$1"
 }
