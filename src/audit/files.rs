@@ -235,7 +235,10 @@ pub fn check_wpa_supplicant(root: &Path) -> Vec<Finding> {
                        default)"
                     .into(),
                 reason: "every access point records the association address".into(),
-                fix: format!("set mac_addr=1 in {shown}, or let macveil set the address"),
+                fix: format!(
+                    "let macveil set the address before each connection ('macveil wifi \
+                     connect'), or set mac_addr=1 in {shown}"
+                ),
             });
         }
         for (value, line) in &settings.network_mac_addr {
@@ -266,7 +269,14 @@ pub fn check_wpa_supplicant(root: &Path) -> Vec<Finding> {
                     .into(),
                 reason: "probe requests are heard by every access point and tracker in range"
                     .into(),
-                fix: format!("set preassoc_mac_addr=1 in {shown}"),
+                // wpa_supplicant 2.10 puts back the address it started with before every
+                // association when preassoc_mac_addr=1 and mac_addr=0, undoing an address
+                // macveil set, so that pair is only right when the supplicant randomizes itself.
+                fix: format!(
+                    "turn on the kernel's scan address randomization with 'macveil wifi \
+                     scan-privacy IFACE on', or set preassoc_mac_addr=1 together with mac_addr=1 \
+                     in {shown}"
+                ),
             });
         }
 

@@ -150,6 +150,23 @@ pub(super) fn run(args: &CheckArgs) -> anyhow::Result<Status> {
     findings.extend(files::check_systemd_link_files(&root));
     findings.extend(files::check_ifupdown(&root));
     findings.extend(files::check_wpa_supplicant(&root));
+    // A running wpa_supplicant is asked over its control socket what it does now; that only
+    // makes sense for the live system, not for a mounted image under --root.
+    if args.root.is_none() {
+        let links: Vec<_> = observed.iter().map(|entry| entry.link.clone()).collect();
+        let (live, unchecked) = crate::wifi::audit::check_running(
+            std::path::Path::new(crate::wifi::ctrl::DEFAULT_CTRL_DIR),
+            &links,
+            &crate::wifi::ctrl::ClientOptions::default(),
+        );
+        findings.extend(live);
+        for item in unchecked {
+            notes.push(format!(
+                "the wpa_supplicant on {} could not be asked for its settings: {}",
+                item.ifname, item.error
+            ));
+        }
+    }
 
     let daemon = daemon::daemon_state(&root, Path::new("/proc/locks"));
     let daemon_running = matches!(daemon, DaemonState::Running { .. });
