@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -23,6 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::fsutil::{self, Existing, Mode, WriteStep};
 use crate::link::state::StateError;
 
 const LINKS_FILE: &str = "links.json";
@@ -320,17 +321,15 @@ fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<(), Sta
     let mut text = serde_json::to_vec_pretty(value).expect("state records serialize");
     text.push(b'\n');
 
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(&temporary)
-        .map_err(io_error("create", &temporary))?;
-    file.write_all(&text)
-        .and_then(|()| file.sync_all())
-        .map_err(io_error("write", &temporary))?;
-    drop(file);
+    fsutil::write_synced(&temporary, &text, Existing::Truncate, Mode::Masked(0o600)).map_err(
+        |err| {
+            let action = match err.step {
+                WriteStep::Open => "create",
+                WriteStep::SetMode | WriteStep::Write | WriteStep::Sync => "write",
+            };
+            io_error(action, &temporary)(err.source)
+        },
+    )?;
     fs::rename(&temporary, &path).map_err(io_error("replace", &path))
 }
 

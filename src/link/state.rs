@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Link;
 use crate::addr::MacAddr;
+use crate::fsutil::{self, Existing, Mode, WriteStep};
 
 /// The state directory the command line uses.
 pub const DEFAULT_STATE_DIR: &str = "/run/macveil";
@@ -259,17 +260,15 @@ impl ReferenceStore {
         let mut text = serde_json::to_vec_pretty(&state).expect("the state file serializes");
         text.push(b'\n');
 
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&temporary)
-            .map_err(io_error("create", &temporary))?;
-        file.write_all(&text)
-            .and_then(|()| file.sync_all())
-            .map_err(io_error("write", &temporary))?;
-        drop(file);
+        fsutil::write_synced(&temporary, &text, Existing::Truncate, Mode::Masked(0o600)).map_err(
+            |err| {
+                let action = match err.step {
+                    WriteStep::Open => "create",
+                    WriteStep::SetMode | WriteStep::Write | WriteStep::Sync => "write",
+                };
+                io_error(action, &temporary)(err.source)
+            },
+        )?;
         fs::rename(&temporary, &path).map_err(io_error("replace", &path))?;
         Ok(())
     }
