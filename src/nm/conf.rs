@@ -92,7 +92,7 @@ impl NmConfig {
     /// Looks `key` up in the `[connection*]` sections for `link`, as NetworkManager does for a
     /// connection default.
     pub fn connection_default(&self, key: &str, link: &LinkFacts) -> Lookup {
-        let subject = subject(link, &self.dhcp_plugin);
+        let subject = link.match_subject(&self.dhcp_plugin);
         for group in self.merged.sections(CONNECTION_PREFIX) {
             let entry = group.entry(key);
             let stop = stop_match(group);
@@ -137,18 +137,6 @@ impl NmConfig {
     /// Problems in the files worth a warning.
     pub fn warnings(&self) -> &[ConfigWarning] {
         &self.warnings
-    }
-}
-
-/// Builds the device properties `match-device=` compares, as [`Sections::policy_for`] does.
-fn subject<'a>(link: &'a LinkFacts, dhcp_plugin: &'a str) -> MatchSubject<'a> {
-    MatchSubject {
-        interface_name: &link.name,
-        device_type: link.kind.as_str(),
-        driver: link.driver.as_deref(),
-        driver_version: link.driver_version.as_deref(),
-        hwaddr: link.permanent.or(link.current),
-        dhcp_plugin,
     }
 }
 
