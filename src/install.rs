@@ -11,11 +11,12 @@
 //! This module writes files; starting, stopping and reloading services is the command line's
 //! job.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::fsutil::{self, Existing, Mode, WriteStep};
 use crate::rng::RandomSource;
 use crate::secret_key::{KeyError, SecretKey};
 
@@ -350,20 +351,14 @@ fn write_new(path: &Path, content: &[u8], mode: u32) -> Result<Step, InstallErro
 }
 
 fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<(), InstallError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(io_error("create", path))?;
-    // The umask may have removed bits from the mode.
-    file.set_permissions(fs::Permissions::from_mode(mode))
-        .and_then(|()| file.write_all(content))
-        .and_then(|()| file.sync_all())
-        .map_err(|err| {
-            let _ = fs::remove_file(path);
-            io_error("write", path)(err)
-        })
+    // The exact mode because the umask may have removed bits from it.
+    fsutil::write_synced(path, content, Existing::Fail, Mode::Exact(mode)).map_err(|err| {
+        if err.step == WriteStep::Open {
+            return io_error("create", path)(err.source);
+        }
+        let _ = fs::remove_file(path);
+        io_error("write", path)(err.source)
+    })
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod encoding;
+mod fsutil;
 pub mod generate;
 pub mod install;
 pub mod link;

@@ -21,14 +21,15 @@
 //! bytes and host ids are zeroed when dropped, as far as the allocator allows.
 
 use std::fmt;
-use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::encoding::base64_padded;
+use crate::fsutil::{self, Existing, Mode, WriteStep};
 use crate::rng::{RandomError, RandomSource};
 
 /// macveil's own secret key.
@@ -577,20 +578,19 @@ impl SecretKey {
         let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
         let temp = TempFile(parent.join(format!(".{}.{suffix}.tmp", file_name.to_string_lossy())));
 
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp.0)
-            .map_err(|err| create_error("creating the temporary file", err))?;
-        // The umask may have removed bits from 0600; the owner must be able to read the key.
-        file.set_permissions(Permissions::from_mode(0o600))
-            .map_err(|err| create_error("setting mode 0600", err))?;
-        file.write_all(&content.0)
-            .map_err(|err| create_error("writing the temporary file", err))?;
-        file.sync_all()
-            .map_err(|err| create_error("flushing the temporary file", err))?;
-        drop(file);
+        // The exact mode because the umask may have removed bits from 0600, and the owner must
+        // be able to read the key.
+        fsutil::write_synced(&temp.0, &content.0, Existing::Fail, Mode::Exact(0o600)).map_err(
+            |err| {
+                let step = match err.step {
+                    WriteStep::Open => "creating the temporary file",
+                    WriteStep::SetMode => "setting mode 0600",
+                    WriteStep::Write => "writing the temporary file",
+                    WriteStep::Sync => "flushing the temporary file",
+                };
+                create_error(step, err.source)
+            },
+        )?;
 
         fs::hard_link(&temp.0, path).map_err(|err| {
             if err.kind() == io::ErrorKind::AlreadyExists {
@@ -678,6 +678,9 @@ impl Drop for TempFile {
 
 #[cfg(test)]
 mod tests {
+    use std::fs::Permissions;
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
     use crate::rng::{FixedRandom, OsRandom};
 

@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+use super::matching::MatchSubject;
 use crate::addr::MacAddr;
 
 /// A link's kind, named as NetworkManager names device types (`nmcli -f GENERAL.TYPE device`).
@@ -163,6 +164,19 @@ impl LinkFacts {
         self.device
             .as_ref()
             .is_some_and(|device| device.subsystem.as_deref() == Some(XEN_BACKEND_SUBSYSTEM))
+    }
+
+    /// Builds the device properties that `match-device=` compares. `hwaddr` is the permanent
+    /// address, or the current one for a link without one.
+    pub(crate) fn match_subject<'a>(&'a self, dhcp_plugin: &'a str) -> MatchSubject<'a> {
+        MatchSubject {
+            interface_name: &self.name,
+            device_type: self.kind.as_str(),
+            driver: self.driver.as_deref(),
+            driver_version: self.driver_version.as_deref(),
+            hwaddr: self.permanent.or(self.current),
+            dhcp_plugin,
+        }
     }
 }
 

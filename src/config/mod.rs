@@ -66,7 +66,7 @@ pub const EMBEDDED_DEFAULT_NAME: &str = "(embedded default)";
 /// NetworkManager's default `[main] dhcp`, which `dhcp-plugin:` matches when the files do not
 /// set it. NetworkManager's build can change it; "internal" is the upstream default since
 /// version 1.20.
-const DEFAULT_DHCP_PLUGIN: &str = "internal";
+pub(crate) const DEFAULT_DHCP_PLUGIN: &str = "internal";
 
 /// One problem that makes a configuration invalid.
 #[derive(Debug, thiserror::Error)]
@@ -282,80 +282,33 @@ impl Config {
 
     /// Reads and merges `files` in order.
     pub fn from_files(files: &[ConfigFile]) -> Result<Config, ConfigErrors> {
-        let mut sources = Vec::with_capacity(files.len());
-        for file in files {
-            let data = fs::read(&file.path).map_err(|source| ConfigError::Read {
-                path: file.path.clone(),
-                source,
-            })?;
-            sources.push(SourceText {
-                name: file.path.display().to_string(),
-                data,
-                main: file.main,
-            });
-        }
-        Config::from_sources(&sources)
+        Config::from_sources(&read_sources(files)?)
     }
 
     /// Parses configuration text that is already in memory, in order.
     pub fn from_sources(sources: &[SourceText]) -> Result<Config, ConfigErrors> {
-        let mut errors = Vec::new();
-        let mut warnings = Vec::new();
-        let mut merged = Merged::default();
-        let mut files = Vec::new();
+        let mut parsed = MergedSources::parse(sources);
 
-        for source in sources {
-            log::debug!("reading configuration file {}", source.name);
-            let keyfile = match KeyFile::parse(&source.data) {
-                Ok(keyfile) => keyfile,
-                Err(err) => {
-                    // GLib stops reading a file at its first bad line. The other files are
-                    // still checked, so that one run reports as many problems as it can.
-                    errors.push(ConfigError::Syntax {
-                        file: source.name.clone(),
-                        source: err,
-                    });
-                    continue;
-                }
-            };
-            if merged.add_file(
-                &source.name,
-                &keyfile,
-                source.main,
-                &mut errors,
-                &mut warnings,
-            ) {
-                files.push(source.name.clone());
-            }
-        }
-
-        let sections = keys::build_sections(&merged, &mut errors, &mut warnings);
+        // Problems are reported in file and line order, whichever step found them.
         let file_position = |name: &str| sources.iter().position(|source| source.name == name);
-        warnings.sort_by_key(|warning| (file_position(&warning.file), warning.line));
-        errors.sort_by_key(|error| {
+        parsed
+            .warnings
+            .sort_by_key(|warning| (file_position(&warning.file), warning.line));
+        parsed.errors.sort_by_key(|error| {
             error
                 .location()
                 .map(|(file, line)| (file_position(file), line))
         });
-        if !errors.is_empty() {
-            return Err(ConfigErrors(errors));
+        if !parsed.errors.is_empty() {
+            return Err(ConfigErrors(parsed.errors));
         }
 
-        let dhcp_plugin = merged
-            .groups
-            .iter()
-            .find(|group| group.name == "main")
-            .and_then(|group| group.entry("dhcp"))
-            .map(|entry| entry.value.trim_matches(keyfile::is_glib_space).to_string())
-            .filter(|value| !value.is_empty())
-            .unwrap_or_else(|| DEFAULT_DHCP_PLUGIN.to_string());
-
         Ok(Config {
-            files,
+            files: parsed.files,
             embedded_default: false,
-            sections,
-            dhcp_plugin,
-            warnings,
+            sections: parsed.sections,
+            dhcp_plugin: parsed.dhcp_plugin,
+            warnings: parsed.warnings,
         })
     }
 
@@ -393,6 +346,94 @@ impl Config {
     /// The problems worth a warning, in file order.
     pub fn warnings(&self) -> &[ConfigWarning] {
         &self.warnings
+    }
+}
+
+/// Reads `files` in order.
+pub(crate) fn read_sources(files: &[ConfigFile]) -> Result<Vec<SourceText>, ConfigError> {
+    let mut sources = Vec::with_capacity(files.len());
+    for file in files {
+        let data = fs::read(&file.path).map_err(|source| ConfigError::Read {
+            path: file.path.clone(),
+            source,
+        })?;
+        sources.push(SourceText {
+            name: file.path.display().to_string(),
+            data,
+            main: file.main,
+        });
+    }
+    Ok(sources)
+}
+
+/// Configuration files parsed and merged by NetworkManager's rules, with every problem found,
+/// before the caller decides what to do with the problems.
+pub(crate) struct MergedSources {
+    /// The files merged, in order. Files that `[.config] enable=false` skipped are not listed.
+    pub files: Vec<String>,
+    /// The merged groups and keys.
+    pub merged: Merged,
+    /// The checked `[connection*]` and `[device*]` sections.
+    pub sections: Sections,
+    /// `[main] dhcp`, or NetworkManager's default when no file sets it.
+    pub dhcp_plugin: String,
+    /// The errors, in the order they were found.
+    pub errors: Vec<ConfigError>,
+    /// The warnings, in the order they were found.
+    pub warnings: Vec<ConfigWarning>,
+}
+
+impl MergedSources {
+    /// Parses `sources` in order and merges them.
+    pub(crate) fn parse(sources: &[SourceText]) -> MergedSources {
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let mut merged = Merged::default();
+        let mut files = Vec::new();
+
+        for source in sources {
+            log::debug!("reading configuration file {}", source.name);
+            let keyfile = match KeyFile::parse(&source.data) {
+                Ok(keyfile) => keyfile,
+                Err(err) => {
+                    // GLib stops reading a file at its first bad line. The other files are
+                    // still checked, so that one run reports as many problems as it can.
+                    errors.push(ConfigError::Syntax {
+                        file: source.name.clone(),
+                        source: err,
+                    });
+                    continue;
+                }
+            };
+            if merged.add_file(
+                &source.name,
+                &keyfile,
+                source.main,
+                &mut errors,
+                &mut warnings,
+            ) {
+                files.push(source.name.clone());
+            }
+        }
+
+        let sections = keys::build_sections(&merged, &mut errors, &mut warnings);
+        let dhcp_plugin = merged
+            .groups
+            .iter()
+            .find(|group| group.name == "main")
+            .and_then(|group| group.entry("dhcp"))
+            .map(|entry| entry.value.trim_matches(keyfile::is_glib_space).to_string())
+            .filter(|value| !value.is_empty())
+            .unwrap_or_else(|| DEFAULT_DHCP_PLUGIN.to_string());
+
+        MergedSources {
+            files,
+            merged,
+            sections,
+            dhcp_plugin,
+            errors,
+            warnings,
+        }
     }
 }
 

@@ -301,14 +301,7 @@ fn resolve<T>(
 impl Sections {
     /// Resolves the policy of one link.
     pub fn policy_for(&self, link: &LinkFacts, dhcp_plugin: &str) -> LinkPolicy {
-        let subject = MatchSubject {
-            interface_name: &link.name,
-            device_type: link.kind.as_str(),
-            driver: link.driver.as_deref(),
-            driver_version: link.driver_version.as_deref(),
-            hwaddr: link.permanent.or(link.current),
-            dhcp_plugin,
-        };
+        let subject = link.match_subject(dhcp_plugin);
         let wifi = link.kind.is_wifi();
         let (cloned_key, mask_key) = if wifi {
             (Key::WifiClonedMac, Key::WifiMask)

@@ -106,15 +106,7 @@ pub fn normalize_boot_id(text: &str) -> Result<String, String> {
         return Ok(uuid);
     }
     if text.len() == 32 && text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-        let hex = text.to_ascii_lowercase();
-        return Ok(format!(
-            "{}-{}-{}-{}-{}",
-            &hex[0..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..32]
-        ));
+        return Ok(stable_id::hyphenate_uuid(&text.to_ascii_lowercase()));
     }
     Err(format!(
         "invalid boot id '{text}': expected a UUID such as \

@@ -14,16 +14,14 @@
 //! here; those stay in `references.json`.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::link::state::StateError;
+use crate::link::state::{self, StateError, io_error, lock, write_json};
 
 const LINKS_FILE: &str = "links.json";
 const LINKS_LOCK: &str = "links.lock";
@@ -247,41 +245,9 @@ impl BootMarker {
     }
 }
 
-fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StateError {
-    let path = path.to_path_buf();
-    move |error| StateError::Io {
-        action,
-        path,
-        error,
-    }
-}
-
 /// Creates `dir` (mode 0700) when needed.
 pub fn create_dir(dir: &Path) -> Result<(), StateError> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io_error("create", dir))
-}
-
-/// Takes an exclusive `flock` on `dir/name`, waiting for other holders; the lock is released
-/// when the returned file is dropped.
-fn lock(dir: &Path, name: &str) -> Result<File, StateError> {
-    create_dir(dir)?;
-    let path = dir.join(name);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io_error("open", &path))?;
-    // SAFETY: flock takes a descriptor that `file` keeps open for the call.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(io_error("lock", &path)(io::Error::last_os_error()));
-    }
-    Ok(file)
+    state::create_dir(dir)
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, StateError> {
@@ -309,29 +275,6 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, S
             path: path.to_path_buf(),
             detail: err.to_string(),
         })
-}
-
-/// Writes `value` to a temporary file in `dir`, flushes it and renames it over `dir/name`, so
-/// that readers see the old or the new file, never half of one.
-fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<(), StateError> {
-    create_dir(dir)?;
-    let path = dir.join(name);
-    let temporary = dir.join(format!("{name}.{}.tmp", std::process::id()));
-    let mut text = serde_json::to_vec_pretty(value).expect("state records serialize");
-    text.push(b'\n');
-
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(&temporary)
-        .map_err(io_error("create", &temporary))?;
-    file.write_all(&text)
-        .and_then(|()| file.sync_all())
-        .map_err(io_error("write", &temporary))?;
-    drop(file);
-    fs::rename(&temporary, &path).map_err(io_error("replace", &path))
 }
 
 #[cfg(test)]

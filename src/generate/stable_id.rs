@@ -369,6 +369,16 @@ pub fn canonical_uuid(text: &str) -> Option<String> {
 /// Formats 16 bytes as a lower-case hyphenated UUID.
 pub fn format_uuid(bytes: &[u8; 16]) -> String {
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    hyphenate_uuid(&hex)
+}
+
+/// Inserts the dashes of the 8-4-4-4-12 UUID form into 32 hexadecimal digits.
+///
+/// # Panics
+///
+/// When `hex` is shorter than 32 bytes or a group boundary is not a character boundary, which
+/// cannot happen for ASCII hexadecimal digits.
+pub(crate) fn hyphenate_uuid(hex: &str) -> String {
     format!(
         "{}-{}-{}-{}-{}",
         &hex[0..8],

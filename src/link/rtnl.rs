@@ -442,20 +442,14 @@ impl Rtnl {
         }
 
         let mut replies = Vec::new();
-        let mut offset = 0;
-        while offset + NLMSG_HEADER_LEN <= length {
-            let bytes = &self.buffer[offset..length];
-            let message_length = u32::from_ne_bytes(bytes[0..4].try_into().unwrap()) as usize;
-            if message_length < NLMSG_HEADER_LEN || message_length > bytes.len() {
-                return Err(LinkError::Protocol {
-                    operation,
-                    detail: format!("invalid message length {message_length}"),
-                });
-            }
-            let message_type = u16::from_ne_bytes(bytes[4..6].try_into().unwrap());
-            let flags = u16::from_ne_bytes(bytes[6..8].try_into().unwrap());
-            let sequence = u32::from_ne_bytes(bytes[8..12].try_into().unwrap());
-            let payload = offset + NLMSG_HEADER_LEN..offset + message_length;
+        for header in split_datagram(&self.buffer[..length], operation) {
+            let MessageHeader {
+                message_type,
+                flags,
+                sequence,
+                length: message_length,
+                payload,
+            } = header?;
 
             let body = match message_type {
                 NLMSG_DONE => Body::Done,
@@ -487,7 +481,6 @@ impl Rtnl {
                 flags,
                 body,
             });
-            offset += message_length.next_multiple_of(4);
         }
         Ok(replies)
     }
@@ -502,6 +495,50 @@ const NLMSG_OVERRUN: u16 = 4;
 const RTM_NEWLINK: u16 = 16;
 const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
+
+/// The fields of one message's `struct nlmsghdr`, and where its payload is in the datagram.
+struct MessageHeader {
+    message_type: u16,
+    flags: u16,
+    sequence: u32,
+    /// `nlmsg_len`: the header and the payload, without the padding after them.
+    length: usize,
+    payload: std::ops::Range<usize>,
+}
+
+/// Splits a received datagram into its messages, in order. Messages start on 4-byte
+/// boundaries (NLMSG_ALIGN). An `nlmsg_len` shorter than the header or past the end of the
+/// datagram is a protocol error, after which the iterator ends.
+fn split_datagram(
+    datagram: &[u8],
+    operation: Operation,
+) -> impl Iterator<Item = Result<MessageHeader, LinkError>> + '_ {
+    let mut offset = 0;
+    std::iter::from_fn(move || {
+        if offset + NLMSG_HEADER_LEN > datagram.len() {
+            return None;
+        }
+        let bytes = &datagram[offset..];
+        let length = u32::from_ne_bytes(bytes[0..4].try_into().unwrap()) as usize;
+        if length < NLMSG_HEADER_LEN || length > bytes.len() {
+            offset = datagram.len();
+            return Some(Err(LinkError::Protocol {
+                operation,
+                detail: format!("invalid message length {length}"),
+            }));
+        }
+
+        let header = MessageHeader {
+            message_type: u16::from_ne_bytes(bytes[4..6].try_into().unwrap()),
+            flags: u16::from_ne_bytes(bytes[6..8].try_into().unwrap()),
+            sequence: u32::from_ne_bytes(bytes[8..12].try_into().unwrap()),
+            length,
+            payload: offset + NLMSG_HEADER_LEN..offset + length,
+        };
+        offset += length.next_multiple_of(4);
+        Some(Ok(header))
+    })
+}
 
 /// One message of a received datagram.
 struct Reply {
@@ -946,18 +983,11 @@ impl LinkEvents {
         }
 
         let mut events = Vec::new();
-        let mut offset = 0;
-        while offset + NLMSG_HEADER_LEN <= length {
-            let bytes = &self.buffer[offset..length];
-            let message_length = u32::from_ne_bytes(bytes[0..4].try_into().unwrap()) as usize;
-            if message_length < NLMSG_HEADER_LEN || message_length > bytes.len() {
-                return Err(LinkError::Protocol {
-                    operation,
-                    detail: format!("invalid message length {message_length}"),
-                });
-            }
-            let message_type = u16::from_ne_bytes(bytes[4..6].try_into().unwrap());
-            let payload = &bytes[NLMSG_HEADER_LEN..message_length];
+        for header in split_datagram(&self.buffer[..length], operation) {
+            let header = header?;
+            let message_type = header.message_type;
+            let message_length = header.length;
+            let payload = &self.buffer[header.payload];
             log::trace!("netlink notification: type {message_type}, {message_length} bytes");
             match message_type {
                 RTM_NEWLINK => {
@@ -975,7 +1005,6 @@ impl LinkEvents {
                 }
                 _ => {}
             }
-            offset += message_length.next_multiple_of(4);
         }
         Ok(Some(events))
     }
@@ -1043,6 +1072,57 @@ mod tests {
         assert_eq!(link.permanent, None);
         assert_eq!(link.permanent_source, None);
         assert_eq!(link.info_kind.as_deref(), Some("veth"));
+    }
+
+    /// Builds one `struct nlmsghdr` with `payload` after it, padded to 4 bytes.
+    fn raw_message(message_type: u16, sequence: u32, payload: &[u8]) -> Vec<u8> {
+        let length = (NLMSG_HEADER_LEN + payload.len()) as u32;
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&length.to_ne_bytes());
+        bytes.extend_from_slice(&message_type.to_ne_bytes());
+        bytes.extend_from_slice(&NLM_F_ACK.to_ne_bytes());
+        bytes.extend_from_slice(&sequence.to_ne_bytes());
+        bytes.extend_from_slice(&0u32.to_ne_bytes());
+        bytes.extend_from_slice(payload);
+        bytes.resize(bytes.len().next_multiple_of(4), 0);
+        bytes
+    }
+
+    #[test]
+    fn split_datagram_skips_padding() {
+        let mut datagram = raw_message(RTM_NEWLINK, 7, &[1, 2, 3, 4, 5]);
+        datagram.extend(raw_message(NLMSG_DONE, 8, &[]));
+
+        let headers: Vec<MessageHeader> = split_datagram(&datagram, Operation::ListLinks)
+            .collect::<Result<_, _>>()
+            .unwrap();
+
+        assert_eq!(headers.len(), 2);
+        assert_eq!(headers[0].message_type, RTM_NEWLINK);
+        assert_eq!(headers[0].flags, NLM_F_ACK);
+        assert_eq!(headers[0].sequence, 7);
+        assert_eq!(headers[0].length, NLMSG_HEADER_LEN + 5);
+        assert_eq!(&datagram[headers[0].payload.clone()], &[1, 2, 3, 4, 5]);
+        assert_eq!(headers[1].message_type, NLMSG_DONE);
+        assert_eq!(headers[1].sequence, 8);
+        assert!(headers[1].payload.is_empty());
+    }
+
+    #[test]
+    fn split_datagram_rejects_length_past_end() {
+        let mut datagram = raw_message(RTM_NEWLINK, 1, &[0; 4]);
+        datagram[0..4].copy_from_slice(&64u32.to_ne_bytes());
+
+        let results: Vec<_> = split_datagram(&datagram, Operation::MonitorLinks).collect();
+
+        assert_eq!(results.len(), 1);
+        let Err(LinkError::Protocol { detail, .. }) = &results[0] else {
+            panic!(
+                "expected a protocol error, got {:?}",
+                results[0].as_ref().err()
+            );
+        };
+        assert_eq!(detail, "invalid message length 64");
     }
 
     #[test]

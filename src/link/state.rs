@@ -12,10 +12,13 @@
 //! kernel never reuses while it runs. Writes hold an exclusive `flock` on a lock file and
 //! replace the file atomically with `rename`, so concurrent runs neither lose entries nor read a
 //! half-written file.
+//!
+//! The helpers for the state directory, its locks and its atomically written JSON files are
+//! shared with the daemon's records in [`crate::daemon::state`].
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -24,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Link;
 use crate::addr::MacAddr;
+use crate::fsutil::{self, Existing, Mode, WriteStep};
 
 /// The state directory the command line uses.
 pub const DEFAULT_STATE_DIR: &str = "/run/macveil";
@@ -132,7 +136,7 @@ impl ReferenceStore {
     /// address nor a recorded reference, and returns all references afterwards. Existing
     /// entries are never replaced.
     pub fn record(&self, netns: &str, links: &[&Link]) -> Result<References, StateError> {
-        let _lock = self.lock()?;
+        let _lock = lock(&self.dir, LOCK_FILE)?;
         let mut entries = self.read_entries()?;
         let known = to_references(&entries);
 
@@ -166,40 +170,6 @@ impl ReferenceStore {
             self.write_entries(&entries)?;
         }
         Ok(to_references(&entries))
-    }
-
-    fn lock(&self) -> Result<File, StateError> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(|error| StateError::Io {
-                action: "create",
-                path: self.dir.clone(),
-                error,
-            })?;
-        let path = self.dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|error| StateError::Io {
-                action: "open",
-                path: path.clone(),
-                error,
-            })?;
-        // SAFETY: flock takes a descriptor that `file` keeps open; the lock is released when
-        // the returned file is dropped.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(StateError::Io {
-                action: "lock",
-                path,
-                error: io::Error::last_os_error(),
-            });
-        }
-        Ok(file)
     }
 
     fn read_entries(&self) -> Result<Vec<Entry>, StateError> {
@@ -236,43 +206,77 @@ impl ReferenceStore {
         Ok(state.references)
     }
 
-    /// Writes a temporary file next to the state file, flushes it to disk and renames it over
-    /// the old one, so readers see either the old or the new file.
+    /// Replaces the state file with `entries` atomically.
     fn write_entries(&self, entries: &[Entry]) -> Result<(), StateError> {
-        let path = self.dir.join(STATE_FILE);
-        let temporary = self
-            .dir
-            .join(format!("{STATE_FILE}.{}.tmp", std::process::id()));
-        let io_error = |action, path: &Path| {
-            let path = path.to_path_buf();
-            move |error| StateError::Io {
-                action,
-                path,
-                error,
-            }
-        };
-
         let state = StateFile {
             version: FORMAT_VERSION,
             references: entries.to_vec(),
         };
-        let mut text = serde_json::to_vec_pretty(&state).expect("the state file serializes");
-        text.push(b'\n');
-
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&temporary)
-            .map_err(io_error("create", &temporary))?;
-        file.write_all(&text)
-            .and_then(|()| file.sync_all())
-            .map_err(io_error("write", &temporary))?;
-        drop(file);
-        fs::rename(&temporary, &path).map_err(io_error("replace", &path))?;
-        Ok(())
+        write_json(&self.dir, STATE_FILE, &state)
     }
+}
+
+/// Returns a function that wraps an error of `action` on `path` in [`StateError::Io`].
+pub(crate) fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StateError {
+    let path = path.to_path_buf();
+    move |error| StateError::Io {
+        action,
+        path,
+        error,
+    }
+}
+
+/// Creates the state directory `dir` (mode 0700) when needed.
+pub(crate) fn create_dir(dir: &Path) -> Result<(), StateError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_error("create", dir))
+}
+
+/// Takes an exclusive `flock` on `dir/name`, waiting for other holders; the lock is released
+/// when the returned file is dropped.
+pub(crate) fn lock(dir: &Path, name: &str) -> Result<File, StateError> {
+    create_dir(dir)?;
+    let path = dir.join(name);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io_error("open", &path))?;
+    // SAFETY: flock takes a descriptor that `file` keeps open for the call.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(io_error("lock", &path)(io::Error::last_os_error()));
+    }
+    Ok(file)
+}
+
+/// Writes `value` to a temporary file in `dir`, flushes it and renames it over `dir/name`, so
+/// that readers see the old or the new file, never half of one.
+pub(crate) fn write_json<T: Serialize>(
+    dir: &Path,
+    name: &str,
+    value: &T,
+) -> Result<(), StateError> {
+    create_dir(dir)?;
+    let path = dir.join(name);
+    let temporary = dir.join(format!("{name}.{}.tmp", std::process::id()));
+    let mut text = serde_json::to_vec_pretty(value).expect("state records serialize");
+    text.push(b'\n');
+
+    fsutil::write_synced(&temporary, &text, Existing::Truncate, Mode::Masked(0o600)).map_err(
+        |err| {
+            let action = match err.step {
+                WriteStep::Open => "create",
+                WriteStep::SetMode | WriteStep::Write | WriteStep::Sync => "write",
+            };
+            io_error(action, &temporary)(err.source)
+        },
+    )?;
+    fs::rename(&temporary, &path).map_err(io_error("replace", &path))
 }
 
 fn to_references(entries: &[Entry]) -> References {

@@ -10,20 +10,18 @@
 //!
 //! This module reads files only.
 
-use std::fs;
-
 use crate::config::files::{self, CONNECTION_PREFIX, MATCH_DEVICE, Merged, MergedGroup};
-use crate::config::keyfile::{self, KeyFile, is_glib_space};
-use crate::config::keys::{self, Sections};
+use crate::config::keyfile;
+use crate::config::keys::Sections;
 use crate::config::matching::{MatchList, MatchSubject};
 use crate::config::{
-    ConfigError, ConfigErrors, ConfigPaths, ConfigWarning, LinkFacts, LinkPolicy, Origin,
-    SourceText,
+    ConfigErrors, ConfigPaths, ConfigWarning, LinkFacts, LinkPolicy, MergedSources, Origin,
+    SourceText, read_sources,
 };
 
 /// NetworkManager's `[main] dhcp` when no file sets it. A distribution's build can change it;
 /// "internal" is the upstream default since NetworkManager 1.20.
-pub const DEFAULT_DHCP_PLUGIN: &str = "internal";
+pub const DEFAULT_DHCP_PLUGIN: &str = crate::config::DEFAULT_DHCP_PLUGIN;
 
 /// NetworkManager's configuration, merged.
 #[derive(Debug)]
@@ -56,63 +54,23 @@ impl NmConfig {
     /// Reads NetworkManager's files below the paths given. No file at all is a valid, empty
     /// configuration.
     pub fn load(paths: &ConfigPaths) -> Result<NmConfig, ConfigErrors> {
-        let mut sources = Vec::new();
-        for file in files::nm_files(paths)? {
-            let data = fs::read(&file.path).map_err(|source| ConfigError::Read {
-                path: file.path.clone(),
-                source,
-            })?;
-            sources.push(SourceText {
-                name: file.path.display().to_string(),
-                data,
-                main: file.main,
-            });
-        }
+        let sources = read_sources(&files::nm_files(paths)?)?;
         NmConfig::from_sources(&sources)
     }
 
     /// Parses configuration text already in memory, in NetworkManager's order.
     pub fn from_sources(sources: &[SourceText]) -> Result<NmConfig, ConfigErrors> {
-        let mut errors = Vec::new();
-        let mut warnings = Vec::new();
-        let mut merged = Merged::default();
-        let mut files = Vec::new();
-
-        for source in sources {
-            let parsed = match KeyFile::parse(&source.data) {
-                Ok(parsed) => parsed,
-                Err(err) => {
-                    errors.push(ConfigError::Syntax {
-                        file: source.name.clone(),
-                        source: err,
-                    });
-                    continue;
-                }
-            };
-            if merged.add_file(
-                &source.name,
-                &parsed,
-                source.main,
-                &mut errors,
-                &mut warnings,
-            ) {
-                files.push(source.name.clone());
-            }
-        }
-
-        let sections = keys::build_sections(&merged, &mut errors, &mut warnings);
+        let MergedSources {
+            files,
+            merged,
+            sections,
+            dhcp_plugin,
+            errors,
+            warnings,
+        } = MergedSources::parse(sources);
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-
-        let dhcp_plugin = merged
-            .groups
-            .iter()
-            .find(|group| group.name == "main")
-            .and_then(|group| group.entry("dhcp"))
-            .map(|entry| entry.value.trim_matches(is_glib_space).to_string())
-            .filter(|value| !value.is_empty())
-            .unwrap_or_else(|| DEFAULT_DHCP_PLUGIN.to_string());
 
         Ok(NmConfig {
             files,
@@ -134,7 +92,7 @@ impl NmConfig {
     /// Looks `key` up in the `[connection*]` sections for `link`, as NetworkManager does for a
     /// connection default.
     pub fn connection_default(&self, key: &str, link: &LinkFacts) -> Lookup {
-        let subject = subject(link, &self.dhcp_plugin);
+        let subject = link.match_subject(&self.dhcp_plugin);
         for group in self.merged.sections(CONNECTION_PREFIX) {
             let entry = group.entry(key);
             let stop = stop_match(group);
@@ -179,18 +137,6 @@ impl NmConfig {
     /// Problems in the files worth a warning.
     pub fn warnings(&self) -> &[ConfigWarning] {
         &self.warnings
-    }
-}
-
-/// Builds the device properties `match-device=` compares, as [`Sections::policy_for`] does.
-fn subject<'a>(link: &'a LinkFacts, dhcp_plugin: &'a str) -> MatchSubject<'a> {
-    MatchSubject {
-        interface_name: &link.name,
-        device_type: link.kind.as_str(),
-        driver: link.driver.as_deref(),
-        driver_version: link.driver_version.as_deref(),
-        hwaddr: link.permanent.or(link.current),
-        dhcp_plugin,
     }
 }
 

@@ -16,9 +16,8 @@
 //! and a later file's named sections above an earlier one's. Only files sorting after
 //! `90-macveil.conf` can therefore override it.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{self, File};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -27,6 +26,7 @@ use super::conf::NmConfig;
 use super::version::{Feature, NmVersion, Programs};
 use crate::config::keyfile::{self, KeyFile};
 use crate::config::{ConfigErrors, MACVEIL_KEY_PREFIX, SourceText};
+use crate::fsutil::{self, Existing, Mode};
 
 /// The drop-in's folder, relative to the root.
 pub const DROPIN_DIR: &str = "etc/NetworkManager/conf.d";
@@ -333,15 +333,11 @@ fn keep_backup(target: &Path, backup: &Path) -> io::Result<()> {
     write_synced(backup, &content)
 }
 
-/// Creates `path` (which must not exist) with mode 0644, writes `content` and syncs it.
+/// Creates `path` (which must not exist) with mode 0644 less the umask, writes `content` and
+/// syncs it.
 fn write_synced(path: &Path, content: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(path)?;
-    file.write_all(content)?;
-    file.sync_all()
+    fsutil::write_synced(path, content, Existing::Fail, Mode::Masked(0o644))
+        .map_err(|err| err.source)
 }
 
 /// A failure to make NetworkManager reload its configuration.
