@@ -322,8 +322,7 @@ fn print_dry_run(plans: &[Plan], args: &ChangeArgs) -> anyhow::Result<Status> {
                 error: None,
             })
             .collect();
-        serde_json::to_writer_pretty(&mut out, &rows).context("failed to write JSON")?;
-        writeln!(out)?;
+        super::write_json(&mut out, &rows)?;
     } else {
         for plan in plans {
             let old = shown(plan.link.address, plan.baseline, args.reveal);
@@ -368,8 +367,7 @@ fn print_reports(
 
     let mut out = io::BufWriter::new(io::stdout().lock());
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &rows).context("failed to write JSON")?;
-        writeln!(out)?;
+        super::write_json(&mut out, &rows)?;
     } else {
         for row in &rows {
             write_row(&mut out, row)?;
