@@ -328,6 +328,29 @@ fn macvlan_conflict_is_reported() {
 }
 
 #[test]
+fn fixed_address_for_two_interfaces_is_rejected() {
+    let Some((ns, state)) = lab("fixed_address_for_two_interfaces_is_rejected") else {
+        return;
+    };
+    ns.ip(&["link", "add", "mvl1", "link", "veth0", "type", "macvlan"]);
+    let before = [ns.address("mvl0"), ns.address("mvl1")];
+    let output = macveil_in(
+        &ns,
+        state.path(),
+        &["set", "mvl0", "mvl1", "--mac", "02:aa:bb:cc:dd:01"],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let message = stderr(&output);
+    assert!(message.contains("must not share an address"), "{message}");
+    assert!(message.contains("nothing was changed"), "{message}");
+    assert_eq!([ns.address("mvl0"), ns.address("mvl1")], before);
+    assert!(
+        !state.path().join("references.json").exists(),
+        "rejected input recorded state"
+    );
+}
+
+#[test]
 fn many_interfaces_in_one_call() {
     let Some(ns) = TestNetns::create("many_interfaces_in_one_call") else {
         return;

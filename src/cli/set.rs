@@ -85,8 +85,8 @@ pub struct SetArgs {
     #[arg(long, value_name = "FILTER", num_args = 0..=1, default_missing_value = "")]
     pub vendor: Option<String>,
 
-    /// This address, for every interface given. Group (multicast), zero and broadcast addresses
-    /// are rejected.
+    /// This address, for one interface. Group (multicast), zero and broadcast addresses are
+    /// rejected.
     #[arg(long = "mac", id = "address", value_name = "ADDR")]
     pub address: Option<String>,
 
@@ -126,7 +126,20 @@ pub(super) fn run(args: &SetArgs) -> anyhow::Result<Status> {
     } else if let Some(filter) = &args.vendor {
         Source::Vendor(filter)
     } else if let Some(text) = &args.address {
-        Source::Fixed(MacAddr::parse_assignable(text)?)
+        let address = MacAddr::parse_assignable(text)?;
+        // Two links with one address collide: macvlan links on one parent accept the change
+        // while down and then fail to come up (EADDRINUSE), and two links on one network
+        // disrupt each other's traffic.
+        if args.interfaces.len() > 1 {
+            anyhow::bail!(
+                "--mac {address} was given for {} interfaces ({}), but two links must not share \
+                 an address; nothing was changed. Run 'macveil set IFACE --mac ADDR' once per \
+                 interface with a different address, or use --random",
+                args.interfaces.len(),
+                args.interfaces.join(", ")
+            );
+        }
+        Source::Fixed(address)
     } else {
         Source::Baseline
     };
