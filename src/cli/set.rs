@@ -14,7 +14,7 @@ use super::target::{self, TargetArgs};
 use crate::addr::MacAddr;
 use crate::generate::{self, mask::Mask};
 use crate::link::apply::{self, ApplyOptions, Change, LinkReport, Outcome};
-use crate::link::state::{Baseline, References};
+use crate::link::state::{Baseline, ReferenceStore, References};
 use crate::link::{Link, LinkOps};
 use crate::rng::{OsRandom, RandomSource};
 use crate::vendor::Registry;
@@ -163,18 +163,33 @@ pub(super) fn change(
     let selected = target::select(&links, names)?;
 
     // Recording the references is not a change to any link; it must happen before the first
-    // one, and with --dry-run it is best effort.
+    // one, and with --dry-run it is best effort. Restoring never records one: a link without a
+    // permanent address or a recorded reference has nothing to return to, and its current
+    // address is most likely one that macveil set.
     let store = args.target.store();
     let netns_key = handle.netns_key().to_string();
-    let references = if args.dry_run {
+    let references = if matches!(source, Source::Baseline) {
+        store.load()?
+    } else if args.dry_run {
         target::references(&store, &netns_key, &selected)
     } else {
         store.record(&netns_key, &selected)?
     };
-    let plans = plan(&selected, source, &netns_key, &references)?;
+    let (plans, unrestorable) = plan(&selected, source, &netns_key, &references)?;
+    let unrestorable: Vec<Unrestorable> = unrestorable
+        .into_iter()
+        .map(|link| Unrestorable::new(link, &store))
+        .collect();
+    if plans.is_empty() {
+        let messages: Vec<&str> = unrestorable
+            .iter()
+            .map(|item| item.message.as_str())
+            .collect();
+        anyhow::bail!("{}; nothing was changed", messages.join("; "));
+    }
 
     if args.dry_run {
-        return print_dry_run(&plans, args);
+        return print_dry_run(&plans, &unrestorable, args);
     }
 
     let changes: Vec<Change> = plans
@@ -189,15 +204,66 @@ pub(super) fn change(
         ..ApplyOptions::default()
     };
     let reports = apply::apply(&mut handle, &store, &changes, &options)?;
-    print_reports(&plans, &reports, args)
+    print_reports(&plans, &reports, &unrestorable, args)
 }
 
+/// A link that `restore` cannot restore because neither its permanent address nor a recorded
+/// reference is known.
+struct Unrestorable {
+    name: String,
+    index: u32,
+    address: Option<MacAddr>,
+    admin_up: bool,
+    message: String,
+}
+
+impl Unrestorable {
+    fn new(link: &Link, store: &ReferenceStore) -> Unrestorable {
+        let message = format!(
+            "{}: the permanent address is unknown and {} has no address recorded before \
+             macveil's first change, so there is nothing to restore; give the address with \
+             'macveil set {} --mac ADDR'",
+            link.name,
+            store.dir().display(),
+            link.name
+        );
+        Unrestorable {
+            name: link.name.clone(),
+            index: link.index,
+            address: link.address,
+            admin_up: link.admin_up,
+            message,
+        }
+    }
+
+    fn row(&self) -> ReportRow {
+        let address = shown(self.address, Baseline::Unknown, true);
+        ReportRow {
+            interface: self.name.clone(),
+            index: self.index,
+            result: "failed",
+            old: address.clone(),
+            requested: None,
+            new: address,
+            cycled: false,
+            admin_up: self.admin_up,
+            removed_ipv6: Vec::new(),
+            added_ipv6: Vec::new(),
+            restored: Vec::new(),
+            lost: Vec::new(),
+            error: Some(self.message.clone()),
+        }
+    }
+}
+
+/// Plans a change for each of `links`. With [`Source::Baseline`], links whose baseline is unknown
+/// are returned apart, because restoring the other links is still safe.
 fn plan<'a>(
     links: &[&'a Link],
     source: &Source,
     netns_key: &str,
     references: &References,
-) -> anyhow::Result<Vec<Plan<'a>>> {
+) -> anyhow::Result<(Vec<Plan<'a>>, Vec<&'a Link>)> {
     let mut rng = OsRandom;
     let registry_prefixes = match source {
         Source::Vendor(filter) => Registry::load()
@@ -209,6 +275,7 @@ fn plan<'a>(
     };
 
     let mut plans = Vec::with_capacity(links.len());
+    let mut unrestorable = Vec::new();
     for link in links {
         if link.address.is_none() {
             anyhow::bail!(
@@ -219,6 +286,10 @@ fn plan<'a>(
             );
         }
         let baseline = Baseline::of(link, netns_key, references);
+        if matches!(source, Source::Baseline) && baseline == Baseline::Unknown {
+            unrestorable.push(*link);
+            continue;
+        }
         let avoid: Vec<MacAddr> = link
             .address
             .iter()
@@ -241,7 +312,7 @@ fn plan<'a>(
             address,
         });
     }
-    Ok(plans)
+    Ok((plans, unrestorable))
 }
 
 fn generate_for(
@@ -299,7 +370,7 @@ struct ReportRow {
     index: u32,
     result: &'static str,
     old: String,
-    requested: MacAddr,
+    requested: Option<MacAddr>,
     new: String,
     cycled: bool,
     admin_up: bool,
@@ -310,10 +381,14 @@ struct ReportRow {
     error: Option<String>,
 }
 
-fn print_dry_run(plans: &[Plan], args: &ChangeArgs) -> anyhow::Result<Status> {
+fn print_dry_run(
+    plans: &[Plan],
+    unrestorable: &[Unrestorable],
+    args: &ChangeArgs,
+) -> anyhow::Result<Status> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     if args.json {
-        let rows: Vec<ReportRow> = plans
+        let mut rows: Vec<ReportRow> = plans
             .iter()
             .map(|plan| ReportRow {
                 interface: plan.link.name.clone(),
@@ -324,7 +399,7 @@ fn print_dry_run(plans: &[Plan], args: &ChangeArgs) -> anyhow::Result<Status> {
                     "planned"
                 },
                 old: shown(plan.link.address, plan.baseline, args.reveal),
-                requested: plan.address,
+                requested: Some(plan.address),
                 new: shown(plan.link.address, plan.baseline, args.reveal),
                 cycled: false,
                 admin_up: plan.link.admin_up,
@@ -335,6 +410,7 @@ fn print_dry_run(plans: &[Plan], args: &ChangeArgs) -> anyhow::Result<Status> {
                 error: None,
             })
             .collect();
+        rows.extend(unrestorable.iter().map(Unrestorable::row));
         super::write_json(&mut out, &rows)?;
     } else {
         for plan in plans {
@@ -345,13 +421,22 @@ fn print_dry_run(plans: &[Plan], args: &ChangeArgs) -> anyhow::Result<Status> {
                 plan.link.name, plan.address
             )?;
         }
+        for item in unrestorable {
+            write_row(&mut out, &item.row())?;
+        }
     }
-    Ok(Status::Success)
+    out.flush()?;
+    Ok(if unrestorable.is_empty() {
+        Status::Success
+    } else {
+        Status::Failure
+    })
 }
 
 fn print_reports(
     plans: &[Plan],
     reports: &[LinkReport],
+    unrestorable: &[Unrestorable],
     args: &ChangeArgs,
 ) -> anyhow::Result<Status> {
     let mut rows = Vec::with_capacity(reports.len());
@@ -366,7 +451,7 @@ fn print_reports(
             index: report.index,
             result,
             old: shown(report.old, plan.baseline, args.reveal),
-            requested: report.requested,
+            requested: Some(report.requested),
             new: shown(report.new, plan.baseline, args.reveal),
             cycled: report.cycled,
             admin_up: report.is_up,
@@ -377,6 +462,7 @@ fn print_reports(
             error,
         });
     }
+    rows.extend(unrestorable.iter().map(Unrestorable::row));
 
     let mut out = io::BufWriter::new(io::stdout().lock());
     if args.json {
@@ -388,13 +474,13 @@ fn print_reports(
     }
 
     out.flush()?;
-    let failed = reports.iter().filter(|report| report.failed()).count();
+    let failed = reports.iter().filter(|report| report.failed()).count() + unrestorable.len();
     if failed == 0 {
         return Ok(Status::Success);
     }
     eprintln!(
         "macveil: {failed} of {} interfaces failed; see the report above",
-        reports.len()
+        rows.len()
     );
     Ok(Status::Failure)
 }
