@@ -419,6 +419,61 @@ fn first_reference_of_set_address_warns() {
     assert!(!message.contains("br0:"), "{message}");
 }
 
+/// Waits up to two seconds for `ip` to appear on `ifname`.
+fn wait_for_ipv6(ns: &TestNetns, ifname: &str, ip: &str) -> bool {
+    for _ in 0..40 {
+        if ns.ipv6_addresses(ifname).iter().any(|have| have == ip) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn reports_redact_reference_and_derived_ipv6() {
+    let Some((ns, state)) = lab("reports_redact_reference_and_derived_ipv6") else {
+        return;
+    };
+    ns.ip(&["link", "set", "veth1", "up"]);
+    let reference: MacAddr = ns.address("veth0").parse().unwrap();
+    let link_local = macveil::link::ipv6::link_local(reference).to_string();
+    let redacted_link_local = macveil::link::redact::redacted_ipv6(&link_local.parse().unwrap());
+    assert!(wait_for_ipv6(&ns, "veth0", &link_local), "no {link_local}");
+
+    let output = macveil_in(&ns, state.path(), &["set", "veth0", "--random"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let everything = format!("{}{}", stdout(&output), stderr(&output));
+    assert!(!everything.contains(&reference.to_string()), "{everything}");
+    assert!(!everything.contains(&link_local), "{everything}");
+    assert!(
+        everything.contains(&format!("removed IPv6 address {redacted_link_local}")),
+        "{everything}"
+    );
+
+    let output = macveil_in(&ns, state.path(), &["restore", "veth0", "--json"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let everything = format!("{}{}", stdout(&output), stderr(&output));
+    assert!(!everything.contains(&reference.to_string()), "{everything}");
+    assert!(!everything.contains(&link_local), "{everything}");
+    let rows: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(rows[0]["requested"], reference.redacted().as_str());
+    assert_eq!(rows[0]["new"], reference.redacted().as_str());
+    assert_eq!(rows[0]["added_ipv6"][0], redacted_link_local.as_str());
+    assert_eq!(ns.address("veth0"), reference.to_string());
+
+    let output = macveil_in(&ns, state.path(), &["set", "veth0", "--random"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let output = macveil_in(&ns, state.path(), &["restore", "veth0", "--reveal"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let text = stdout(&output);
+    assert!(text.contains(&format!("-> {reference}")), "{text}");
+    assert!(
+        text.contains(&format!("added IPv6 link-local address {link_local}")),
+        "{text}"
+    );
+}
+
 #[test]
 fn many_interfaces_in_one_call() {
     let Some(ns) = TestNetns::create("many_interfaces_in_one_call") else {

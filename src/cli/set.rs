@@ -3,6 +3,7 @@
 //! link changes, so invalid input changes nothing.
 
 use std::io::{self, Write};
+use std::net::Ipv6Addr;
 
 use anyhow::Context;
 use clap::{ArgGroup, Args};
@@ -14,6 +15,7 @@ use super::target::{self, TargetArgs};
 use crate::addr::MacAddr;
 use crate::generate::{self, mask::Mask};
 use crate::link::apply::{self, ApplyOptions, Change, LinkReport, Outcome};
+use crate::link::redact;
 use crate::link::state::{Baseline, ReferenceStore, References};
 use crate::link::{Link, LinkOps};
 use crate::rng::{OsRandom, RandomSource};
@@ -47,7 +49,8 @@ pub struct ChangeArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Print the old address in full even when it is the permanent or reference address.
+    /// Print the permanent or reference address, and the IPv6 addresses derived from it, in
+    /// full. By default the report hides their last three octets.
     #[arg(long)]
     pub reveal: bool,
 
@@ -359,8 +362,24 @@ fn generate_for(
 fn shown(address: Option<MacAddr>, baseline: Baseline, reveal: bool) -> String {
     match address {
         None => String::from("none"),
-        Some(address) if !reveal && baseline.address() == Some(address) => address.redacted(),
-        Some(address) => address.to_string(),
+        Some(address) => redact::mac(address, baseline.address(), reveal),
+    }
+}
+
+/// Formats IPv6 addresses, redacting those derived from the baseline unless `reveal`.
+fn shown_ipv6(ips: &[Ipv6Addr], baseline: Baseline, reveal: bool) -> Vec<String> {
+    ips.iter()
+        .map(|ip| redact::ip(ip, baseline.address(), reveal))
+        .collect()
+}
+
+/// Returns `text` with the baseline and the IPv6 addresses derived from it redacted unless
+/// `reveal`; for error messages and the items a cycle restored or lost.
+fn shown_text(text: &str, baseline: Baseline, reveal: bool) -> String {
+    if reveal {
+        text.to_string()
+    } else {
+        redact::text(text, baseline.address())
     }
 }
 
@@ -370,15 +389,22 @@ struct ReportRow {
     index: u32,
     result: &'static str,
     old: String,
-    requested: Option<MacAddr>,
+    requested: Option<String>,
     new: String,
     cycled: bool,
     admin_up: bool,
-    removed_ipv6: Vec<std::net::Ipv6Addr>,
-    added_ipv6: Vec<std::net::Ipv6Addr>,
+    removed_ipv6: Vec<String>,
+    added_ipv6: Vec<String>,
     restored: Vec<String>,
     lost: Vec<String>,
     error: Option<String>,
+}
+
+fn redact_all(items: &[String], baseline: Baseline, reveal: bool) -> Vec<String> {
+    items
+        .iter()
+        .map(|item| shown_text(item, baseline, reveal))
+        .collect()
 }
 
 fn print_dry_run(
@@ -399,7 +425,7 @@ fn print_dry_run(
                     "planned"
                 },
                 old: shown(plan.link.address, plan.baseline, args.reveal),
-                requested: Some(plan.address),
+                requested: Some(shown(Some(plan.address), plan.baseline, args.reveal)),
                 new: shown(plan.link.address, plan.baseline, args.reveal),
                 cycled: false,
                 admin_up: plan.link.admin_up,
@@ -415,11 +441,8 @@ fn print_dry_run(
     } else {
         for plan in plans {
             let old = shown(plan.link.address, plan.baseline, args.reveal);
-            writeln!(
-                out,
-                "{}: would change {old} -> {}",
-                plan.link.name, plan.address
-            )?;
+            let new = shown(Some(plan.address), plan.baseline, args.reveal);
+            writeln!(out, "{}: would change {old} -> {new}", plan.link.name)?;
         }
         for item in unrestorable {
             write_row(&mut out, &item.row())?;
@@ -444,21 +467,24 @@ fn print_reports(
         let (result, error) = match &report.outcome {
             Outcome::Changed => ("changed", None),
             Outcome::Unchanged => ("unchanged", None),
-            Outcome::Failed(error) => ("failed", Some(error.to_string())),
+            Outcome::Failed(error) => (
+                "failed",
+                Some(shown_text(&error.to_string(), plan.baseline, args.reveal)),
+            ),
         };
         rows.push(ReportRow {
             interface: report.name.clone(),
             index: report.index,
             result,
             old: shown(report.old, plan.baseline, args.reveal),
-            requested: Some(report.requested),
+            requested: Some(shown(Some(report.requested), plan.baseline, args.reveal)),
             new: shown(report.new, plan.baseline, args.reveal),
             cycled: report.cycled,
             admin_up: report.is_up,
-            removed_ipv6: report.removed_ipv6.clone(),
-            added_ipv6: report.added_ipv6.clone(),
-            restored: report.restored.clone(),
-            lost: report.lost.clone(),
+            removed_ipv6: shown_ipv6(&report.removed_ipv6, plan.baseline, args.reveal),
+            added_ipv6: shown_ipv6(&report.added_ipv6, plan.baseline, args.reveal),
+            restored: redact_all(&report.restored, plan.baseline, args.reveal),
+            lost: redact_all(&report.lost, plan.baseline, args.reveal),
             error,
         });
     }
