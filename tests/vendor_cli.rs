@@ -183,6 +183,31 @@ fn vendor_search_json() {
 }
 
 #[test]
+fn vendor_search_json_closed_stdout_exits_0() {
+    use std::io::Read;
+    use std::process::Stdio;
+
+    // The list is far larger than a pipe buffer (64 KiB), so the writes after the reader
+    // closes its end fail with EPIPE, as with `| head -c100`.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_macveil"))
+        .args(["vendor", "--search", "e", "--json"])
+        .env_remove("MACVEIL_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("failed to run the macveil binary");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 100];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+
+    let output = child.wait_with_output().unwrap();
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{message}");
+    assert!(!message.contains("Broken pipe"), "{message}");
+}
+
+#[test]
 fn gen_vendor_filter_picks_matching_vendor() {
     let output = macveil(&["gen", "--vendor", "Apple", "--count", "50"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));

@@ -21,6 +21,7 @@ mod wifi;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// The outcome of a command. The numeric values are the documented exit codes.
@@ -201,6 +202,15 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
             .downcast_ref::<io::Error>()
             .is_some_and(|io_err| io_err.kind() == io::ErrorKind::BrokenPipe)
     })
+}
+
+/// Writes `value` as pretty-printed JSON and a newline. The text is serialized before the first
+/// write, so that a closed stdout reaches the caller as an `io::Error` (which [`run`] treats as
+/// the end of output) rather than wrapped in a `serde_json::Error`.
+fn write_json(out: &mut impl Write, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(value).context("failed to encode JSON")?;
+    writeln!(out, "{json}")?;
+    Ok(())
 }
 
 /// Sets up the `log` backend on stderr without timestamps, because journald adds its own. When

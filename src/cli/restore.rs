@@ -14,9 +14,10 @@ Examples:
 
 Exit codes:
   0  every interface has its permanent or recorded address again
-  1  at least one interface failed; the report says which, and the others may have changed
-  2  invalid input, an interface without a known permanent or recorded address, or an error
-     before any interface was changed";
+  1  at least one interface failed, for example one without a known permanent or recorded
+     address; the report says which, and the others may have changed
+  2  invalid input, no named interface has a known permanent or recorded address, or an
+     error before any interface was changed";
 
 /// Options of `macveil restore`.
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 //! link changes, so invalid input changes nothing.
 
 use std::io::{self, Write};
+use std::net::Ipv6Addr;
 
 use anyhow::Context;
 use clap::{ArgGroup, Args};
@@ -14,7 +15,8 @@ use super::target::{self, TargetArgs};
 use crate::addr::MacAddr;
 use crate::generate::{self, mask::Mask};
 use crate::link::apply::{self, ApplyOptions, Change, LinkReport, Outcome};
-use crate::link::state::{Baseline, References};
+use crate::link::redact;
+use crate::link::state::{Baseline, ReferenceStore, References};
 use crate::link::{Link, LinkOps};
 use crate::rng::{OsRandom, RandomSource};
 use crate::vendor::Registry;
@@ -47,7 +49,8 @@ pub struct ChangeArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Print the old address in full even when it is the permanent or reference address.
+    /// Print the permanent or reference address, and the IPv6 addresses derived from it, in
+    /// full. By default the report hides their last three octets.
     #[arg(long)]
     pub reveal: bool,
 
@@ -85,8 +88,8 @@ pub struct SetArgs {
     #[arg(long, value_name = "FILTER", num_args = 0..=1, default_missing_value = "")]
     pub vendor: Option<String>,
 
-    /// This address, for every interface given. Group (multicast), zero and broadcast addresses
-    /// are rejected.
+    /// This address, for one interface. Group (multicast), zero and broadcast addresses are
+    /// rejected.
     #[arg(long = "mac", id = "address", value_name = "ADDR")]
     pub address: Option<String>,
 
@@ -126,7 +129,20 @@ pub(super) fn run(args: &SetArgs) -> anyhow::Result<Status> {
     } else if let Some(filter) = &args.vendor {
         Source::Vendor(filter)
     } else if let Some(text) = &args.address {
-        Source::Fixed(MacAddr::parse_assignable(text)?)
+        let address = MacAddr::parse_assignable(text)?;
+        // Two links with one address collide: macvlan links on one parent accept the change
+        // while down and then fail to come up (EADDRINUSE), and two links on one network
+        // disrupt each other's traffic.
+        if args.interfaces.len() > 1 {
+            anyhow::bail!(
+                "--mac {address} was given for {} interfaces ({}), but two links must not share \
+                 an address; nothing was changed. Run 'macveil set IFACE --mac ADDR' once per \
+                 interface with a different address, or use --random",
+                args.interfaces.len(),
+                args.interfaces.join(", ")
+            );
+        }
+        Source::Fixed(address)
     } else {
         Source::Baseline
     };
@@ -150,18 +166,33 @@ pub(super) fn change(
     let selected = target::select(&links, names)?;
 
     // Recording the references is not a change to any link; it must happen before the first
-    // one, and with --dry-run it is best effort.
+    // one, and with --dry-run it is best effort. Restoring never records one: a link without a
+    // permanent address or a recorded reference has nothing to return to, and its current
+    // address is most likely one that macveil set.
     let store = args.target.store();
     let netns_key = handle.netns_key().to_string();
-    let references = if args.dry_run {
+    let references = if matches!(source, Source::Baseline) {
+        store.load()?
+    } else if args.dry_run {
         target::references(&store, &netns_key, &selected)
     } else {
         store.record(&netns_key, &selected)?
     };
-    let plans = plan(&selected, source, &netns_key, &references)?;
+    let (plans, unrestorable) = plan(&selected, source, &netns_key, &references)?;
+    let unrestorable: Vec<Unrestorable> = unrestorable
+        .into_iter()
+        .map(|link| Unrestorable::new(link, &store))
+        .collect();
+    if plans.is_empty() {
+        let messages: Vec<&str> = unrestorable
+            .iter()
+            .map(|item| item.message.as_str())
+            .collect();
+        anyhow::bail!("{}; nothing was changed", messages.join("; "));
+    }
 
     if args.dry_run {
-        return print_dry_run(&plans, args);
+        return print_dry_run(&plans, &unrestorable, args);
     }
 
     let changes: Vec<Change> = plans
@@ -176,15 +207,66 @@ pub(super) fn change(
         ..ApplyOptions::default()
     };
     let reports = apply::apply(&mut handle, &store, &changes, &options)?;
-    print_reports(&plans, &reports, args)
+    print_reports(&plans, &reports, &unrestorable, args)
 }
 
+/// A link that `restore` cannot restore because neither its permanent address nor a recorded
+/// reference is known.
+struct Unrestorable {
+    name: String,
+    index: u32,
+    address: Option<MacAddr>,
+    admin_up: bool,
+    message: String,
+}
+
+impl Unrestorable {
+    fn new(link: &Link, store: &ReferenceStore) -> Unrestorable {
+        let message = format!(
+            "{}: the permanent address is unknown and {} has no address recorded before \
+             macveil's first change, so there is nothing to restore; give the address with \
+             'macveil set {} --mac ADDR'",
+            link.name,
+            store.dir().display(),
+            link.name
+        );
+        Unrestorable {
+            name: link.name.clone(),
+            index: link.index,
+            address: link.address,
+            admin_up: link.admin_up,
+            message,
+        }
+    }
+
+    fn row(&self) -> ReportRow {
+        let address = shown(self.address, Baseline::Unknown, true);
+        ReportRow {
+            interface: self.name.clone(),
+            index: self.index,
+            result: "failed",
+            old: address.clone(),
+            requested: None,
+            new: address,
+            cycled: false,
+            admin_up: self.admin_up,
+            removed_ipv6: Vec::new(),
+            added_ipv6: Vec::new(),
+            restored: Vec::new(),
+            lost: Vec::new(),
+            error: Some(self.message.clone()),
+        }
+    }
+}
+
+/// Plans a change for each of `links`. With [`Source::Baseline`], links whose baseline is unknown
+/// are returned apart, because restoring the other links is still safe.
 fn plan<'a>(
     links: &[&'a Link],
     source: &Source,
     netns_key: &str,
     references: &References,
-) -> anyhow::Result<Vec<Plan<'a>>> {
+) -> anyhow::Result<(Vec<Plan<'a>>, Vec<&'a Link>)> {
     let mut rng = OsRandom;
     let registry_prefixes = match source {
         Source::Vendor(filter) => Registry::load()
@@ -196,6 +278,7 @@ fn plan<'a>(
     };
 
     let mut plans = Vec::with_capacity(links.len());
+    let mut unrestorable = Vec::new();
     for link in links {
         if link.address.is_none() {
             anyhow::bail!(
@@ -206,6 +289,10 @@ fn plan<'a>(
             );
         }
         let baseline = Baseline::of(link, netns_key, references);
+        if matches!(source, Source::Baseline) && baseline == Baseline::Unknown {
+            unrestorable.push(*link);
+            continue;
+        }
         let avoid: Vec<MacAddr> = link
             .address
             .iter()
@@ -228,7 +315,7 @@ fn plan<'a>(
             address,
         });
     }
-    Ok(plans)
+    Ok((plans, unrestorable))
 }
 
 fn generate_for(
@@ -275,8 +362,24 @@ fn generate_for(
 fn shown(address: Option<MacAddr>, baseline: Baseline, reveal: bool) -> String {
     match address {
         None => String::from("none"),
-        Some(address) if !reveal && baseline.address() == Some(address) => address.redacted(),
-        Some(address) => address.to_string(),
+        Some(address) => redact::mac(address, baseline.address(), reveal),
+    }
+}
+
+/// Formats IPv6 addresses, redacting those derived from the baseline unless `reveal`.
+fn shown_ipv6(ips: &[Ipv6Addr], baseline: Baseline, reveal: bool) -> Vec<String> {
+    ips.iter()
+        .map(|ip| redact::ip(ip, baseline.address(), reveal))
+        .collect()
+}
+
+/// Returns `text` with the baseline and the IPv6 addresses derived from it redacted unless
+/// `reveal`; for error messages and the items a cycle restored or lost.
+fn shown_text(text: &str, baseline: Baseline, reveal: bool) -> String {
+    if reveal {
+        text.to_string()
+    } else {
+        redact::text(text, baseline.address())
     }
 }
 
@@ -286,21 +389,32 @@ struct ReportRow {
     index: u32,
     result: &'static str,
     old: String,
-    requested: MacAddr,
+    requested: Option<String>,
     new: String,
     cycled: bool,
     admin_up: bool,
-    removed_ipv6: Vec<std::net::Ipv6Addr>,
-    added_ipv6: Vec<std::net::Ipv6Addr>,
+    removed_ipv6: Vec<String>,
+    added_ipv6: Vec<String>,
     restored: Vec<String>,
     lost: Vec<String>,
     error: Option<String>,
 }
 
-fn print_dry_run(plans: &[Plan], args: &ChangeArgs) -> anyhow::Result<Status> {
+fn redact_all(items: &[String], baseline: Baseline, reveal: bool) -> Vec<String> {
+    items
+        .iter()
+        .map(|item| shown_text(item, baseline, reveal))
+        .collect()
+}
+
+fn print_dry_run(
+    plans: &[Plan],
+    unrestorable: &[Unrestorable],
+    args: &ChangeArgs,
+) -> anyhow::Result<Status> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     if args.json {
-        let rows: Vec<ReportRow> = plans
+        let mut rows: Vec<ReportRow> = plans
             .iter()
             .map(|plan| ReportRow {
                 interface: plan.link.name.clone(),
@@ -311,7 +425,7 @@ fn print_dry_run(plans: &[Plan], args: &ChangeArgs) -> anyhow::Result<Status> {
                     "planned"
                 },
                 old: shown(plan.link.address, plan.baseline, args.reveal),
-                requested: plan.address,
+                requested: Some(shown(Some(plan.address), plan.baseline, args.reveal)),
                 new: shown(plan.link.address, plan.baseline, args.reveal),
                 cycled: false,
                 admin_up: plan.link.admin_up,
@@ -322,24 +436,30 @@ fn print_dry_run(plans: &[Plan], args: &ChangeArgs) -> anyhow::Result<Status> {
                 error: None,
             })
             .collect();
-        serde_json::to_writer_pretty(&mut out, &rows).context("failed to write JSON")?;
-        writeln!(out)?;
+        rows.extend(unrestorable.iter().map(Unrestorable::row));
+        super::write_json(&mut out, &rows)?;
     } else {
         for plan in plans {
             let old = shown(plan.link.address, plan.baseline, args.reveal);
-            writeln!(
-                out,
-                "{}: would change {old} -> {}",
-                plan.link.name, plan.address
-            )?;
+            let new = shown(Some(plan.address), plan.baseline, args.reveal);
+            writeln!(out, "{}: would change {old} -> {new}", plan.link.name)?;
+        }
+        for item in unrestorable {
+            write_row(&mut out, &item.row())?;
         }
     }
-    Ok(Status::Success)
+    out.flush()?;
+    Ok(if unrestorable.is_empty() {
+        Status::Success
+    } else {
+        Status::Failure
+    })
 }
 
 fn print_reports(
     plans: &[Plan],
     reports: &[LinkReport],
+    unrestorable: &[Unrestorable],
     args: &ChangeArgs,
 ) -> anyhow::Result<Status> {
     let mut rows = Vec::with_capacity(reports.len());
@@ -347,29 +467,32 @@ fn print_reports(
         let (result, error) = match &report.outcome {
             Outcome::Changed => ("changed", None),
             Outcome::Unchanged => ("unchanged", None),
-            Outcome::Failed(error) => ("failed", Some(error.to_string())),
+            Outcome::Failed(error) => (
+                "failed",
+                Some(shown_text(&error.to_string(), plan.baseline, args.reveal)),
+            ),
         };
         rows.push(ReportRow {
             interface: report.name.clone(),
             index: report.index,
             result,
             old: shown(report.old, plan.baseline, args.reveal),
-            requested: report.requested,
+            requested: Some(shown(Some(report.requested), plan.baseline, args.reveal)),
             new: shown(report.new, plan.baseline, args.reveal),
             cycled: report.cycled,
             admin_up: report.is_up,
-            removed_ipv6: report.removed_ipv6.clone(),
-            added_ipv6: report.added_ipv6.clone(),
-            restored: report.restored.clone(),
-            lost: report.lost.clone(),
+            removed_ipv6: shown_ipv6(&report.removed_ipv6, plan.baseline, args.reveal),
+            added_ipv6: shown_ipv6(&report.added_ipv6, plan.baseline, args.reveal),
+            restored: redact_all(&report.restored, plan.baseline, args.reveal),
+            lost: redact_all(&report.lost, plan.baseline, args.reveal),
             error,
         });
     }
+    rows.extend(unrestorable.iter().map(Unrestorable::row));
 
     let mut out = io::BufWriter::new(io::stdout().lock());
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &rows).context("failed to write JSON")?;
-        writeln!(out)?;
+        super::write_json(&mut out, &rows)?;
     } else {
         for row in &rows {
             write_row(&mut out, row)?;
@@ -377,13 +500,13 @@ fn print_reports(
     }
 
     out.flush()?;
-    let failed = reports.iter().filter(|report| report.failed()).count();
+    let failed = reports.iter().filter(|report| report.failed()).count() + unrestorable.len();
     if failed == 0 {
         return Ok(Status::Success);
     }
     eprintln!(
         "macveil: {failed} of {} interfaces failed; see the report above",
-        reports.len()
+        rows.len()
     );
     Ok(Status::Failure)
 }

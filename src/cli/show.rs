@@ -4,7 +4,6 @@
 
 use std::io::{self, Write};
 
-use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
@@ -107,8 +106,7 @@ pub(super) fn run(args: &ShowArgs) -> anyhow::Result<Status> {
 
     let mut out = io::BufWriter::new(io::stdout().lock());
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &rows).context("failed to write JSON")?;
-        writeln!(out)?;
+        super::write_json(&mut out, &rows)?;
     } else {
         for (position, row) in rows.iter().enumerate() {
             if position > 0 {

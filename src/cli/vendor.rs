@@ -2,7 +2,6 @@
 
 use std::io::{self, Write};
 
-use anyhow::Context;
 use clap::{ArgGroup, Args};
 use serde::Serialize;
 
@@ -100,8 +99,7 @@ fn lookup(
             locally_administered: address.is_local(),
             vendor: vendor.map(BlockJson::new),
         };
-        serde_json::to_writer_pretty(&mut *out, &output).context("failed to write JSON")?;
-        writeln!(out)?;
+        super::write_json(out, &output)?;
     } else if address.is_local() {
         writeln!(
             out,
@@ -152,8 +150,7 @@ fn search(
 
     if json {
         let blocks: Vec<BlockJson> = found.iter().map(|vendor| BlockJson::new(vendor)).collect();
-        serde_json::to_writer_pretty(&mut *out, &blocks).context("failed to write JSON")?;
-        writeln!(out)?;
+        super::write_json(out, &blocks)?;
     } else {
         for vendor in &found {
             writeln!(

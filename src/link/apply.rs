@@ -25,8 +25,9 @@ use std::net::{IpAddr, Ipv6Addr};
 use super::error::{Errno, LinkError, Operation};
 use super::ipv6;
 use super::ops::LinkOps;
+use super::redact;
 use super::rtnl::{RTPROT_KERNEL, RTPROT_RA, Request, Route};
-use super::state::ReferenceStore;
+use super::state::{Baseline, ReferenceStore};
 use super::{IpAddress, Link};
 use crate::addr::MacAddr;
 
@@ -107,6 +108,9 @@ pub struct LinkReport {
     pub restored: Vec<String>,
     /// IP addresses and routes that a cycle removed and that could not be added back.
     pub lost: Vec<String>,
+    /// The link's permanent or reference address, which log lines redact together with the
+    /// IPv6 addresses derived from it.
+    pub hidden: Option<MacAddr>,
 }
 
 impl LinkReport {
@@ -115,7 +119,7 @@ impl LinkReport {
         matches!(self.outcome, Outcome::Failed(_))
     }
 
-    fn new(link: &Link, requested: MacAddr) -> LinkReport {
+    fn new(link: &Link, requested: MacAddr, hidden: Option<MacAddr>) -> LinkReport {
         LinkReport {
             index: link.index,
             name: link.name.clone(),
@@ -130,6 +134,7 @@ impl LinkReport {
             added_ipv6: Vec::new(),
             restored: Vec::new(),
             lost: Vec::new(),
+            hidden,
         }
     }
 
@@ -187,7 +192,7 @@ pub fn apply(
         .iter()
         .filter_map(|change| before.get(&change.index))
         .collect();
-    store.record(ops.netns_key(), &targets)?;
+    let references = store.record(ops.netns_key(), &targets)?;
 
     let mut reports = Vec::with_capacity(changes.len());
     let mut pending = Vec::new();
@@ -202,7 +207,8 @@ pub fn apply(
                 if link.address != Some(change.address) {
                     pending.push(reports.len());
                 }
-                reports.push(LinkReport::new(link, change.address));
+                let hidden = Baseline::of(link, ops.netns_key(), &references).address();
+                reports.push(LinkReport::new(link, change.address, hidden));
             }
         }
     }
@@ -236,6 +242,7 @@ fn missing_report(change: &Change) -> LinkReport {
         added_ipv6: Vec::new(),
         restored: Vec::new(),
         lost: Vec::new(),
+        hidden: None,
     }
 }
 
@@ -614,7 +621,11 @@ fn restore_after_cycle(
         }
     }
     for item in &report.lost {
-        log::warn!("{}: the cycle removed {item}", report.name);
+        log::warn!(
+            "{}: the cycle removed {}",
+            report.name,
+            redact::text(item, report.hidden)
+        );
     }
 }
 
@@ -662,7 +673,7 @@ fn read_back(
                 report
                     .old
                     .map_or_else(|| String::from("none"), |old| old.redacted()),
-                report.requested
+                redact::mac(report.requested, report.hidden, false)
             );
             report.outcome = Outcome::Changed;
         } else {
@@ -749,8 +760,9 @@ fn remove_derived_ipv6(
             }
             (Request::AddIp(ip), Err(errno)) => {
                 log::warn!(
-                    "{}: could not add the link-local address {ip}: {errno}",
-                    report.name
+                    "{}: could not add the link-local address {}: {errno}",
+                    report.name,
+                    redact::text(&ip.to_string(), report.hidden)
                 );
                 report
                     .lost

@@ -123,7 +123,7 @@ impl fmt::Display for Operation {
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     /// No link has this name or index (ENODEV, or a name not in the link list).
-    #[error("{ifname}: no such interface{}; interfaces here: {}", index_suffix(*.index), list_names(.existing))]
+    #[error("{ifname}: no such interface{}; interfaces here: {}", index_suffix(*.index), list_names(.ifname, .existing))]
     NoDevice {
         /// The requested name, or the name the link had when it was last seen.
         ifname: String,
@@ -414,12 +414,39 @@ fn index_suffix(index: Option<u32>) -> String {
     }
 }
 
-fn list_names(names: &[String]) -> String {
+/// The number of existing names a "no such interface" message lists at most.
+const LISTED_NAMES_MAX: usize = 20;
+
+/// Lists `names` for a message about the missing `requested`. Beyond [`LISTED_NAMES_MAX`] names,
+/// only the most similar ones are listed, so that a namespace with hundreds of links does not
+/// produce a message of several kilobytes.
+fn list_names(requested: &str, names: &[String]) -> String {
     if names.is_empty() {
-        String::from("none")
-    } else {
-        names.join(", ")
+        return String::from("none");
     }
+    if names.len() <= LISTED_NAMES_MAX {
+        return names.join(", ");
+    }
+
+    // Jaro-Winkler favours a shared beginning, which is how interface names are related
+    // (eth0 and eth1, veth12 and veth13). The sort is stable, so equally similar names keep
+    // their order.
+    let mut ranked: Vec<&String> = names.iter().collect();
+    ranked.sort_by(|a, b| {
+        let similarity_a = strsim::jaro_winkler(requested, a);
+        let similarity_b = strsim::jaro_winkler(requested, b);
+        similarity_b.total_cmp(&similarity_a)
+    });
+    let closest: Vec<&str> = ranked[..LISTED_NAMES_MAX]
+        .iter()
+        .map(|name| name.as_str())
+        .collect();
+    format!(
+        "{} and {} more (the {LISTED_NAMES_MAX} most similar names are listed; 'macveil show' \
+         lists them all)",
+        closest.join(", "),
+        names.len() - LISTED_NAMES_MAX
+    )
 }
 
 fn describe_reported(reported: &Option<MacAddr>, kept_old: bool) -> String {
@@ -495,5 +522,37 @@ mod tests {
             err.to_string(),
             "eht0: no such interface; interfaces here: lo, eth0"
         );
+    }
+
+    #[test]
+    fn no_device_lists_at_most_20_names() {
+        let existing: Vec<String> = (0..600).map(|i| format!("veth{i}")).collect();
+        let err = LinkError::NoDevice {
+            ifname: "veth12x".into(),
+            index: None,
+            existing,
+        };
+        let message = err.to_string();
+
+        assert!(message.len() < 400, "{} bytes: {message}", message.len());
+        assert!(
+            message.starts_with("veth12x: no such interface"),
+            "{message}"
+        );
+        assert!(message.contains("and 580 more"), "{message}");
+        assert!(
+            message.contains("'macveil show' lists them all"),
+            "{message}"
+        );
+        let listed = message
+            .split("interfaces here: ")
+            .nth(1)
+            .and_then(|rest| rest.split(" and ").next())
+            .unwrap();
+        let names: Vec<&str> = listed.split(", ").collect();
+        assert_eq!(names.len(), 20, "{message}");
+        assert_eq!(names[0], "veth12", "{message}");
+        assert!(names.contains(&"veth120"), "{message}");
+        assert!(!names.contains(&"veth599"), "{message}");
     }
 }

@@ -19,6 +19,7 @@ pub mod ipv6;
 mod monitor;
 pub mod netns;
 mod ops;
+pub mod redact;
 mod rtnl;
 pub mod state;
 mod sysfs;

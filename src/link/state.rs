@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::Link;
+use super::{AssignType, Link};
 use crate::addr::MacAddr;
 use crate::fsutil::{self, Existing, Mode, WriteStep};
 
@@ -156,6 +156,20 @@ impl ReferenceStore {
                 link.name,
                 address.redacted()
             );
+            // addr_assign_type NET_ADDR_SET means user space set this address. That may be
+            // udev's MACAddressPolicy=persistent, whose address identifies the host and is the
+            // right reference, or an earlier anonymization whose state was lost.
+            // NOTE: handles from LinkHandle::open_for_changes (set, restore) leave the assign
+            // type unknown, so only callers with a full handle (show) get this warning.
+            if link.assign_type == AssignType::Set {
+                log::warn!(
+                    "{}: recording its current address {} as the reference, but something \
+                     already set this address (addr_assign_type 3, set), so it may itself be \
+                     an anonymized address and not the one to hide",
+                    link.name,
+                    address.redacted()
+                );
+            }
             entries.push(Entry {
                 netns: netns.to_string(),
                 ifindex: link.index,
