@@ -123,6 +123,15 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<Status> {
         })
         .collect();
 
+    {
+        let mut err = io::stderr().lock();
+        for (link, policy) in &policies {
+            if let Some(warning) = policy.unprotected_warning() {
+                writeln!(err, "macveil: warning: {}: {warning}", link.name)?;
+            }
+        }
+    }
+
     if args.json {
         print_json(&report(&config, &policies))?;
     } else {
@@ -219,7 +228,15 @@ fn print_text(config: &Config, policies: &[(LinkFacts, LinkPolicy)]) -> anyhow::
             "configuration: the embedded default (no configuration file exists)"
         )?;
     } else {
-        writeln!(out, "configuration: {}", config.files().join(", "))?;
+        let files: Vec<&str> = config
+            .files()
+            .iter()
+            .map(|file| match file.as_str() {
+                config::EMBEDDED_DEFAULT_NAME => "the embedded default",
+                file => file,
+            })
+            .collect();
+        writeln!(out, "configuration: {}", files.join(", then "))?;
     }
     writeln!(out, "the configuration is valid")?;
 
@@ -239,6 +256,9 @@ fn print_text(config: &Config, policies: &[(LinkFacts, LinkPolicy)]) -> anyhow::
         writeln!(out, "{} ({}, {driver}, {device})", link.name, link.kind)?;
         let managed = if policy.managed { "yes" } else { "no" };
         writeln!(out, "  managed: {managed} ({})", policy.reason)?;
+        if let Some(warning) = policy.unprotected_warning() {
+            writeln!(out, "  WARNING: {warning}")?;
+        }
         // A link without a hardware address has no policy worth showing.
         if matches!(
             policy.reason,
@@ -289,6 +309,8 @@ struct LinkReport {
     subsystem: Option<String>,
     managed: bool,
     reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
     settings: Vec<SettingReport>,
 }
 
@@ -319,6 +341,7 @@ fn report(config: &Config, policies: &[(LinkFacts, LinkPolicy)]) -> Report {
                 .and_then(|device| device.subsystem.clone()),
             managed: policy.managed,
             reason: policy.reason.to_string(),
+            warning: policy.unprotected_warning(),
             settings: rows(policy).into_iter().map(setting_report).collect(),
         })
         .collect();

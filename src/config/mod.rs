@@ -48,8 +48,9 @@ use keys::Sections;
 /// The prefix of macveil's own keys.
 pub const MACVEIL_KEY_PREFIX: &str = "macveil.";
 
-/// The policy used when no configuration file exists: NetworkManager's privacy settings,
-/// applied to physical links.
+/// NetworkManager's privacy settings, applied to physical links. [`Config::load`] reads this
+/// text before every file, so a file overrides it key by key and a drop-in that only excludes
+/// one link leaves every other link protected.
 pub const EMBEDDED_DEFAULT: &str = "\
 [device]
 wifi.scan-rand-mac-address=yes
@@ -257,9 +258,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// Loads the configuration that `options` selects. With `--nm-config`, NetworkManager's
-    /// files come first, so macveil's own files override them. When none of the selected files
-    /// exists, the result is [`EMBEDDED_DEFAULT`]; with `--config FILE` the file must exist.
+    /// Loads the configuration that `options` selects, on top of [`EMBEDDED_DEFAULT`]. With
+    /// `--nm-config`, NetworkManager's files come after the default and before macveil's own
+    /// files, so macveil's files override them. With `--config FILE` the file must exist.
     pub fn load(paths: &ConfigPaths, options: &LoadOptions) -> Result<Config, ConfigErrors> {
         let mut files = Vec::new();
         if options.nm_config {
@@ -277,24 +278,18 @@ impl Config {
             log::info!("no configuration file found; using the embedded default policy");
             return Ok(Config::embedded_default());
         }
-        Config::from_files(&files)
+
+        // NetworkManager's own defaults for cloned-mac-address are `preserve`, so without this
+        // base layer any file at all (a stock NetworkManager.conf, a drop-in that only sets
+        // macveil.manage=no on one link) would leave every other link with its hardware address.
+        let mut sources = vec![embedded_default_source()];
+        sources.extend(read_files(&files)?);
+        Config::from_sources(&sources)
     }
 
-    /// Reads and merges `files` in order.
+    /// Reads and merges `files` in order, without [`EMBEDDED_DEFAULT`] beneath them.
     pub fn from_files(files: &[ConfigFile]) -> Result<Config, ConfigErrors> {
-        let mut sources = Vec::with_capacity(files.len());
-        for file in files {
-            let data = fs::read(&file.path).map_err(|source| ConfigError::Read {
-                path: file.path.clone(),
-                source,
-            })?;
-            sources.push(SourceText {
-                name: file.path.display().to_string(),
-                data,
-                main: file.main,
-            });
-        }
-        Config::from_sources(&sources)
+        Config::from_sources(&read_files(files)?)
     }
 
     /// Parses configuration text that is already in memory, in order.
@@ -359,14 +354,9 @@ impl Config {
         })
     }
 
-    /// The policy used when no configuration file exists.
+    /// Builds the policy used when no configuration file exists: [`EMBEDDED_DEFAULT`] alone.
     pub fn embedded_default() -> Config {
-        let source = SourceText {
-            name: EMBEDDED_DEFAULT_NAME.to_string(),
-            data: EMBEDDED_DEFAULT.as_bytes().to_vec(),
-            main: true,
-        };
-        let mut config = match Config::from_sources(&[source]) {
+        let mut config = match Config::from_sources(&[embedded_default_source()]) {
             Ok(config) => config,
             Err(err) => unreachable!("the embedded default policy is invalid: {err}"),
         };
@@ -379,8 +369,8 @@ impl Config {
         self.sections.policy_for(link, &self.dhcp_plugin)
     }
 
-    /// The files that were read, in order; files that `[.config] enable=false` skipped are not
-    /// listed. The embedded default is listed by [`EMBEDDED_DEFAULT_NAME`].
+    /// Returns the files that were read, in order. Files that `[.config] enable=false` skipped
+    /// are not listed. The embedded default, when read, comes first as [`EMBEDDED_DEFAULT_NAME`].
     pub fn files(&self) -> &[String] {
         &self.files
     }
@@ -394,6 +384,30 @@ impl Config {
     pub fn warnings(&self) -> &[ConfigWarning] {
         &self.warnings
     }
+}
+
+fn embedded_default_source() -> SourceText {
+    SourceText {
+        name: EMBEDDED_DEFAULT_NAME.to_string(),
+        data: EMBEDDED_DEFAULT.as_bytes().to_vec(),
+        main: true,
+    }
+}
+
+fn read_files(files: &[ConfigFile]) -> Result<Vec<SourceText>, ConfigErrors> {
+    let mut sources = Vec::with_capacity(files.len());
+    for file in files {
+        let data = fs::read(&file.path).map_err(|source| ConfigError::Read {
+            path: file.path.clone(),
+            source,
+        })?;
+        sources.push(SourceText {
+            name: file.path.display().to_string(),
+            data,
+            main: file.main,
+        });
+    }
+    Ok(sources)
 }
 
 /// Configuration text with the name it is shown under.
