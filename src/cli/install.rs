@@ -107,14 +107,30 @@ pub(super) fn run_install(args: &InstallArgs) -> anyhow::Result<Status> {
     let layout = Layout::new(&args.root);
     let current = std::env::current_exe().context("cannot find this program's own path")?;
     let binary = (current != layout.binary()).then_some(current);
+    // On the running system a missing key would hold every `stable` link down at once. An
+    // image's NetworkManager creates its key at the image's first boot.
+    let on_system = layout.is_system_root();
     let options = InstallOptions {
         binary,
         nm_config: args.nm_config,
+        require_nm_key: on_system,
     };
+    if args.nm_config
+        && !on_system
+        && let Some(problem) = install::networkmanager_key_problem(&layout)
+    {
+        eprintln!(
+            "macveil: warning: NetworkManager's secret key cannot be used: {}. With --nm-config the daemon holds every link with a \
+             stable address down until NetworkManager's key under {} is usable; NetworkManager \
+             creates it at its first start",
+            install::describe_key_problem(&problem),
+            args.root.display()
+        );
+    }
     let steps = install::install(&layout, &options, &mut OsRandom)?;
     print_steps(&steps)?;
 
-    if !layout.is_system_root() {
+    if !on_system {
         return Ok(Status::Success);
     }
     // sd_booted(3): systemd is the service manager only when this folder exists.
