@@ -12,6 +12,7 @@ use clap::Args;
 use super::Status;
 use crate::daemon::restore::restore_links;
 use crate::install::{self, FileAction, InstallOptions, Layout, Step};
+use crate::link::apply::Outcome;
 use crate::link::state::DEFAULT_STATE_DIR;
 use crate::link::{LinkHandle, Netns};
 use crate::rng::OsRandom;
@@ -188,18 +189,23 @@ fn restore(args: &UninstallArgs) -> anyhow::Result<Status> {
         None => Netns::Current,
     };
     let mut ops = LinkHandle::open(&netns)?;
-    let reports = restore_links(&mut ops, Path::new(&args.state_dir))?;
-    let mut status = Status::Success;
-    for report in &reports {
-        if report.failed() {
-            status = Status::Failure;
-            println!("failed     {}", report.name);
-        } else {
-            println!("restored   {}", report.name);
+    let restored = restore_links(&mut ops, Path::new(&args.state_dir))?;
+    for report in &restored.reports {
+        match &report.outcome {
+            Outcome::Failed(err) => println!("failed     {}: {err}", report.name),
+            _ => println!("restored   {}", report.name),
         }
     }
-    if reports.is_empty() {
+    for name in &restored.unknown {
+        println!("failed     {name}: neither a permanent nor a recorded original address is known");
+    }
+    if restored.reports.is_empty() && restored.unknown.is_empty() {
         println!("no link had an address set by macveil");
     }
+    let status = if restored.failed() {
+        Status::Failure
+    } else {
+        Status::Success
+    };
     Ok(status)
 }
