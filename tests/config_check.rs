@@ -578,3 +578,70 @@ fn check_reads_this_namespace_sysfs() {
     assert_eq!(lo["type"], "loopback");
     assert_eq!(lo["managed"], false);
 }
+
+/// A network namespace that is deleted when the guard is dropped, even when the test fails.
+struct NamespaceGuard(String);
+
+impl NamespaceGuard {
+    fn create(name: &str) -> NamespaceGuard {
+        let status = Command::new("ip")
+            .args(["netns", "add", name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "ip netns add {name} failed");
+        NamespaceGuard(name.to_string())
+    }
+}
+
+impl Drop for NamespaceGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn check_driver_match_uses_kernel_driver() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "SKIPPED check_driver_match_uses_kernel_driver: needs root to create a network \
+             namespace"
+        );
+        return;
+    }
+    let namespace = format!("mvc-{}", std::process::id());
+    let _guard = NamespaceGuard::create(&namespace);
+    let status = Command::new("ip")
+        .args(["-n", &namespace, "link", "add", "tv0", "type", "veth"])
+        .args(["peer", "name", "tp0"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("driver.conf");
+    fs::write(
+        &file,
+        "[device-veth]\nmatch-device=driver:veth\nmacveil.manage=yes\n",
+    )
+    .unwrap();
+    // `ip netns exec` mounts the namespace's own sysfs, as the daemon's namespace sees it.
+    let output = Command::new("ip")
+        .args(["netns", "exec", &namespace, env!("CARGO_BIN_EXE_macveil")])
+        .args(["config", "check", "--json"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let links = report["links"].as_array().unwrap();
+    for name in ["tv0", "tp0"] {
+        let link = links
+            .iter()
+            .find(|link| link["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {report}"));
+        assert_eq!(link["driver"], "veth", "{link}");
+        assert_eq!(link["type"], "veth", "{link}");
+        assert_eq!(link["managed"], true, "{link}");
+    }
+}
