@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use crate::fsutil::{self, Existing, Mode, WriteStep};
 use crate::rng::RandomSource;
-use crate::secret_key::{KeyError, SecretKey};
+use crate::secret_key::{KeyError, NETWORKMANAGER_KEY_PATH, SecretKey};
 
 /// The systemd unit as shipped.
 pub const UNIT: &str = include_str!("../dist/macveil.service");
@@ -83,6 +83,12 @@ impl Layout {
     pub fn key(&self) -> PathBuf {
         self.root.join(KEY_PATH)
     }
+
+    /// NetworkManager's secret key, which `--nm-config` uses and macveil never writes.
+    pub fn networkmanager_key(&self) -> PathBuf {
+        self.root
+            .join(NETWORKMANAGER_KEY_PATH.trim_start_matches('/'))
+    }
 }
 
 /// The change made to one file.
@@ -144,6 +150,28 @@ pub enum InstallError {
     /// The secret key could not be read or created.
     #[error(transparent)]
     Key(#[from] KeyError),
+
+    /// `--nm-config` was requested, but NetworkManager's key cannot be used.
+    #[error(
+        "--nm-config makes the daemon hash stable addresses with NetworkManager's secret key, \
+         which cannot be used: {}. Nothing was installed. Start NetworkManager once \
+         ('systemctl start NetworkManager') so that it creates its key, then install again; or \
+         install without --nm-config to use macveil's own key",
+        describe_key_problem(problem)
+    )]
+    NetworkManagerKey {
+        /// Why the key cannot be used.
+        problem: KeyError,
+    },
+}
+
+/// Describes why NetworkManager's key cannot be used, without [`KeyError::NotFound`]'s advice
+/// to create a key, which macveil must not do at NetworkManager's path.
+pub fn describe_key_problem(problem: &KeyError) -> String {
+    match problem {
+        KeyError::NotFound { path } => format!("{} does not exist", path.display()),
+        other => other.to_string(),
+    }
 }
 
 fn permission_hint(error: &io::Error) -> &'static str {
@@ -170,6 +198,10 @@ pub struct InstallOptions {
     pub binary: Option<PathBuf>,
     /// The daemon and the udev helper read NetworkManager's configuration and secret key too.
     pub nm_config: bool,
+    /// With `nm_config`, reject the installation when NetworkManager's key is missing or
+    /// unusable. Without it, [`networkmanager_key_problem`] lets the caller warn instead, as
+    /// for a system image whose NetworkManager has never run.
+    pub require_nm_key: bool,
 }
 
 /// Returns the unit, with the daemon's options added.
@@ -197,6 +229,15 @@ pub fn install(
     options: &InstallOptions,
     rng: &mut dyn RandomSource,
 ) -> Result<Vec<Step>, InstallError> {
+    // Without a usable key the daemon would hold every `stable` link down, so check it before
+    // anything is written.
+    if options.nm_config
+        && options.require_nm_key
+        && let Some(problem) = networkmanager_key_problem(layout)
+    {
+        return Err(InstallError::NetworkManagerKey { problem });
+    }
+
     let mut steps = Vec::new();
 
     if let Some(source) = &options.binary {
@@ -237,6 +278,12 @@ pub fn install(
         });
     }
     Ok(steps)
+}
+
+/// Returns why NetworkManager's secret key under `layout` cannot be used, or `None` when it
+/// can. The key is only read.
+pub fn networkmanager_key_problem(layout: &Layout) -> Option<KeyError> {
+    SecretKey::read(&layout.networkmanager_key()).err()
 }
 
 /// Removes macveil's own files under `layout`. With `purge`, the configuration and the secret
@@ -379,6 +426,7 @@ mod tests {
         let options = InstallOptions {
             binary: Some(binary),
             nm_config: false,
+            require_nm_key: true,
         };
         let steps = install(&layout, &options, &mut OsRandom).unwrap();
         assert!(
@@ -403,6 +451,7 @@ mod tests {
         let options = InstallOptions {
             binary: None,
             nm_config: false,
+            require_nm_key: true,
         };
         install(&layout, &options, &mut OsRandom).unwrap();
         let key = fs::read(layout.key()).unwrap();
@@ -448,9 +497,11 @@ mod tests {
 
         let root = tempfile::tempdir().unwrap();
         let layout = Layout::new(root.path());
+        SecretKey::create(&layout.networkmanager_key(), &mut OsRandom).unwrap();
         let options = InstallOptions {
             binary: None,
             nm_config: true,
+            require_nm_key: true,
         };
         install(&layout, &options, &mut OsRandom).unwrap();
         assert!(
@@ -460,12 +511,70 @@ mod tests {
     }
 
     #[test]
+    fn nm_config_without_nm_key_installs_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let layout = Layout::new(root.path());
+        let options = InstallOptions {
+            binary: None,
+            nm_config: true,
+            require_nm_key: true,
+        };
+        let err = install(&layout, &options, &mut OsRandom).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                InstallError::NetworkManagerKey {
+                    problem: KeyError::NotFound { .. }
+                }
+            ),
+            "{err}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("Nothing was installed"), "{message}");
+        assert!(message.contains("Start NetworkManager once"), "{message}");
+        assert_eq!(
+            fs::read_dir(root.path()).unwrap().count(),
+            0,
+            "files were written"
+        );
+
+        // A key that others may read is as unusable as a missing one.
+        SecretKey::create(&layout.networkmanager_key(), &mut OsRandom).unwrap();
+        fs::set_permissions(
+            layout.networkmanager_key(),
+            fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let err = install(&layout, &options, &mut OsRandom).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                InstallError::NetworkManagerKey {
+                    problem: KeyError::Permissions { .. }
+                }
+            ),
+            "{err}"
+        );
+        assert!(!layout.unit().exists());
+
+        // An image build may go on; the caller warns.
+        let options = InstallOptions {
+            require_nm_key: false,
+            ..options
+        };
+        install(&layout, &options, &mut OsRandom).unwrap();
+        assert!(layout.unit().exists());
+        assert!(networkmanager_key_problem(&layout).is_some());
+    }
+
+    #[test]
     fn uninstall_keeps_key_unless_purged() {
         let root = tempfile::tempdir().unwrap();
         let layout = Layout::new(root.path());
         let options = InstallOptions {
             binary: None,
             nm_config: false,
+            require_nm_key: true,
         };
         install(&layout, &options, &mut OsRandom).unwrap();
 

@@ -233,8 +233,8 @@ fn create_command(path: &Path) -> String {
     }
 }
 
-/// Whether `path` is NetworkManager's key file, also through a symlinked directory.
-fn is_networkmanager_key(path: &Path) -> bool {
+/// Returns whether `path` is NetworkManager's key file, also through a symlinked directory.
+pub fn is_networkmanager_key(path: &Path) -> bool {
     let nm_path = Path::new(NETWORKMANAGER_KEY_PATH);
     if path == nm_path {
         return true;

@@ -236,7 +236,9 @@ fn check_file_argument_reports_origins() {
 
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(
-        text.starts_with(&format!("configuration: {file_name}\n")),
+        text.starts_with(&format!(
+            "configuration: the embedded default, then {file_name}\n"
+        )),
         "{text}"
     );
 
@@ -251,7 +253,7 @@ fn check_file_argument_reports_origins() {
 
     let wlan0 = link_block(&text, "wlan0");
     assert!(
-        wlan0.contains("  wifi.cloned-mac-address preserve default"),
+        wlan0.contains("  wifi.cloned-mac-address stable [connection] (embedded default):5"),
         "{wlan0}"
     );
 
@@ -269,6 +271,70 @@ fn check_file_argument_reports_origins() {
         )),
         "{veth0}"
     );
+}
+
+#[test]
+fn check_mgmt_dropin_keeps_other_links_protected() {
+    let fixture = Fixture::new();
+    fixture.write(
+        "root/etc/macveil/conf.d/50-mgmt.conf",
+        "[device-mgmt]\nmatch-device=interface-name:mgmt0\nmacveil.manage=no\n",
+    );
+    let output = fixture.check(&[]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stderr(&output), "");
+
+    let eth0 = link_block(&text, "eth0");
+    assert!(
+        eth0.contains("ethernet.cloned-mac-address stable [connection] (embedded default):6"),
+        "{eth0}"
+    );
+    let wlan0 = link_block(&text, "wlan0");
+    assert!(
+        wlan0.contains("wifi.cloned-mac-address stable [connection] (embedded default):5"),
+        "{wlan0}"
+    );
+}
+
+#[test]
+fn check_warns_managed_link_preserved_by_default() {
+    let fixture = Fixture::new();
+    let file = fixture.write(
+        "stop.conf",
+        "[connection-stop]\nmatch-device=interface-name:eth0\nstop-match=yes\n",
+    );
+    let output = fixture.check(&[path_arg(&file)]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+
+    let warning = format!(
+        "eth0: managed, but stop-match in [connection-stop] {}:3 ended the search before a \
+         section set ethernet.cloned-mac-address, so it keeps its current address (the \
+         default, preserve)",
+        file.display()
+    );
+    let errors = stderr(&output);
+    assert!(
+        errors.contains(&format!("macveil: warning: {warning}")),
+        "{errors}"
+    );
+    let eth0 = link_block(&stdout(&output), "eth0");
+    assert!(
+        eth0.contains("  WARNING: managed, but stop-match"),
+        "{eth0}"
+    );
+    assert!(!errors.contains("wlan0"), "{errors}");
+
+    let output = fixture.check(&[path_arg(&file), "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let links = report["links"].as_array().unwrap();
+    let eth0 = links.iter().find(|link| link["name"] == "eth0").unwrap();
+    assert!(
+        eth0["warning"].as_str().unwrap().contains("stop-match"),
+        "{eth0}"
+    );
+    let wlan0 = links.iter().find(|link| link["name"] == "wlan0").unwrap();
+    assert!(wlan0.get("warning").is_none(), "{wlan0}");
 }
 
 #[test]
@@ -369,7 +435,9 @@ fn check_reads_macveil_files_under_root() {
         .display()
         .to_string();
     assert!(
-        text.starts_with(&format!("configuration: {main}, {dropin}\n")),
+        text.starts_with(&format!(
+            "configuration: the embedded default, then {main}, then {dropin}\n"
+        )),
         "{text}"
     );
     let eth0 = link_block(&text, "eth0");
@@ -414,6 +482,7 @@ fn check_nm_config_applies_hiding_rule() {
     assert_eq!(
         files,
         [
+            String::from("(embedded default)"),
             root.join("etc/NetworkManager/NetworkManager.conf")
                 .display()
                 .to_string(),
@@ -508,4 +577,71 @@ fn check_reads_this_namespace_sysfs() {
         .expect("no loopback link in /sys/class/net");
     assert_eq!(lo["type"], "loopback");
     assert_eq!(lo["managed"], false);
+}
+
+/// A network namespace that is deleted when the guard is dropped, even when the test fails.
+struct NamespaceGuard(String);
+
+impl NamespaceGuard {
+    fn create(name: &str) -> NamespaceGuard {
+        let status = Command::new("ip")
+            .args(["netns", "add", name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "ip netns add {name} failed");
+        NamespaceGuard(name.to_string())
+    }
+}
+
+impl Drop for NamespaceGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn check_driver_match_uses_kernel_driver() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "SKIPPED check_driver_match_uses_kernel_driver: needs root to create a network \
+             namespace"
+        );
+        return;
+    }
+    let namespace = format!("mvc-{}", std::process::id());
+    let _guard = NamespaceGuard::create(&namespace);
+    let status = Command::new("ip")
+        .args(["-n", &namespace, "link", "add", "tv0", "type", "veth"])
+        .args(["peer", "name", "tp0"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("driver.conf");
+    fs::write(
+        &file,
+        "[device-veth]\nmatch-device=driver:veth\nmacveil.manage=yes\n",
+    )
+    .unwrap();
+    // `ip netns exec` mounts the namespace's own sysfs, as the daemon's namespace sees it.
+    let output = Command::new("ip")
+        .args(["netns", "exec", &namespace, env!("CARGO_BIN_EXE_macveil")])
+        .args(["config", "check", "--json"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let links = report["links"].as_array().unwrap();
+    for name in ["tv0", "tp0"] {
+        let link = links
+            .iter()
+            .find(|link| link["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {report}"));
+        assert_eq!(link["driver"], "veth", "{link}");
+        assert_eq!(link["type"], "veth", "{link}");
+        assert_eq!(link["managed"], true, "{link}");
+    }
 }

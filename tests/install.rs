@@ -240,6 +240,138 @@ fn uninstall_restore_puts_addresses_back() {
     assert!(!text(&output.stdout).contains("other0"));
 }
 
+#[test]
+fn uninstall_restore_after_daemon_restart() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED uninstall_restore_after_daemon_restart: needs root to create network \
+             namespaces"
+        );
+        return;
+    }
+    let namespace = format!("mvr-{}", std::process::id());
+    let _guard = NamespaceGuard::create(&namespace);
+    let ip = |args: &[&str]| {
+        let output = Command::new("ip")
+            .args(["-n", &namespace])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "ip {args:?}: {}",
+            text(&output.stderr)
+        );
+        text(&output.stdout)
+    };
+    let address = |name: &str| {
+        let json: serde_json::Value =
+            serde_json::from_str(&ip(&["-j", "link", "show", "dev", name])).unwrap();
+        json[0]["address"].as_str().unwrap().to_string()
+    };
+
+    let root = tempfile::tempdir().unwrap();
+    let state = root.path().join("run/macveil");
+    let config = root.path().join("test.conf");
+    fs::write(
+        &config,
+        "[connection-test]\nmatch-device=interface-name:tv*\nethernet.cloned-mac-address=random\n",
+    )
+    .unwrap();
+    let names = ["tv0", "tv1", "tv2"];
+    for (index, name) in names.iter().enumerate() {
+        let peer = format!("peer{index}");
+        ip(&["link", "add", name, "type", "veth", "peer", "name", &peer]);
+    }
+    let originals: Vec<String> = names.iter().map(|name| address(name)).collect();
+
+    let start_daemon = || {
+        let daemon = Command::new(MACVEIL)
+            .args(["daemon", "--netns", &namespace, "--config"])
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(&state)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        ChildGuard(Some(daemon))
+    };
+    let stop_daemon = |mut guard: ChildGuard| {
+        let mut child = guard.0.take().unwrap();
+        // SAFETY: kill has no memory preconditions; the pid is this test's own child, not yet
+        // reaped.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let mut errors = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut errors).unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "daemon exited with {status}: {errors}");
+    };
+    let statuses = || -> Vec<String> {
+        let Ok(data) = fs::read(state.join("links.json")) else {
+            return vec![String::new(); names.len()];
+        };
+        let json: serde_json::Value = serde_json::from_slice(&data).unwrap();
+        names
+            .iter()
+            .map(|name| {
+                json["links"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|record| record["ifname"] == *name)
+                    .map(|record| record["status"].as_str().unwrap().to_string())
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
+    let wait_for = |status: &str| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while statuses().iter().any(|found| found != status) {
+            assert!(
+                Instant::now() < deadline,
+                "records never all became {status}: {:?}",
+                statuses()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+
+    let daemon = start_daemon();
+    wait_for("set");
+    stop_daemon(daemon);
+    let changed: Vec<String> = names.iter().map(|name| address(name)).collect();
+    for (original, now) in originals.iter().zip(&changed) {
+        assert_ne!(original, now);
+    }
+
+    // A restarted daemon finds each address already hidden and records it as kept.
+    let daemon = start_daemon();
+    wait_for("kept");
+    stop_daemon(daemon);
+
+    let output = macveil(&[
+        "uninstall",
+        "--root",
+        root.path().to_str().unwrap(),
+        "--restore",
+        "--netns",
+        &namespace,
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    for (name, original) in names.iter().zip(&originals) {
+        assert!(stdout.contains(&format!("restored   {name}\n")), "{stdout}");
+        assert_eq!(&address(name), original, "{name}");
+    }
+    assert!(!stdout.contains("peer"), "{stdout}");
+}
+
 struct NamespaceGuard(String);
 
 impl NamespaceGuard {

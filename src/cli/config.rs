@@ -2,7 +2,7 @@
 //! caller's network namespace gets.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -13,7 +13,13 @@ use crate::config::{
     self, Config, ConfigPaths, LinkFacts, LinkPolicy, LoadOptions, ManageReason, Origin, Setting,
     Source,
 };
+use crate::daemon::facts;
 use crate::generate::mask::Mask;
+use crate::link::state::{DEFAULT_STATE_DIR, ReferenceStore, References};
+use crate::link::{LinkHandle, LinkOps, Netns};
+
+/// The sysfs mount of the caller's own namespace.
+const SYSFS: &str = "/sys";
 
 pub(super) const EXAMPLES: &str = "\
 Examples:
@@ -56,8 +62,8 @@ pub struct CheckArgs {
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
 
-    /// Read links from this sysfs mount instead of /sys.
-    #[arg(long, value_name = "DIR", hide = true, default_value = "/sys")]
+    /// Read links from this copy of a sysfs tree alone, instead of from the kernel and /sys.
+    #[arg(long, value_name = "DIR", hide = true, default_value = SYSFS)]
     pub sysfs: PathBuf,
 }
 
@@ -109,12 +115,7 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<Status> {
         }
     }
 
-    let links = config::sysfs::read_links(&args.sysfs).with_context(|| {
-        format!(
-            "failed to list the links in {}",
-            args.sysfs.join("class/net").display()
-        )
-    })?;
+    let links = read_links(&args.sysfs)?;
     let policies: Vec<(LinkFacts, LinkPolicy)> = links
         .into_iter()
         .map(|link| {
@@ -123,12 +124,52 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<Status> {
         })
         .collect();
 
+    {
+        let mut err = io::stderr().lock();
+        for (link, policy) in &policies {
+            if let Some(warning) = policy.unprotected_warning() {
+                writeln!(err, "macveil: warning: {}: {warning}", link.name)?;
+            }
+        }
+    }
+
     if args.json {
         print_json(&report(&config, &policies))?;
     } else {
         print_text(&config, &policies)?;
     }
     Ok(Status::Success)
+}
+
+/// Reads the facts of the caller's links as the daemon builds them: the list, kind, driver
+/// (`ETHTOOL_GDRVINFO`) and permanent address from the kernel, the device from sysfs, and the
+/// reference address the daemon recorded for a link without a permanent one. A `--sysfs` copy
+/// other than `/sys` is read on its own, because the kernel's links are not the copy's.
+fn read_links(sysfs: &Path) -> anyhow::Result<Vec<LinkFacts>> {
+    let sysfs_net = sysfs.join("class/net");
+    if sysfs != Path::new(SYSFS) {
+        return config::sysfs::read_links(sysfs)
+            .with_context(|| format!("failed to list the links in {}", sysfs_net.display()));
+    }
+
+    let mut handle = LinkHandle::open(&Netns::Current)
+        .context("failed to open a netlink socket to list the links")?;
+    let links = handle.links().context("failed to list the links")?;
+    let references = match ReferenceStore::new(DEFAULT_STATE_DIR).load() {
+        Ok(references) => references,
+        Err(err) => {
+            log::warn!("{err}; mac: entries see no recorded reference addresses");
+            References::default()
+        }
+    };
+    let netns = handle.netns_key().to_string();
+    Ok(links
+        .iter()
+        .map(|link| {
+            let reference = references.get(&netns, link);
+            facts::of(link, reference, Some(&sysfs_net))
+        })
+        .collect())
 }
 
 fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
@@ -219,7 +260,15 @@ fn print_text(config: &Config, policies: &[(LinkFacts, LinkPolicy)]) -> anyhow::
             "configuration: the embedded default (no configuration file exists)"
         )?;
     } else {
-        writeln!(out, "configuration: {}", config.files().join(", "))?;
+        let files: Vec<&str> = config
+            .files()
+            .iter()
+            .map(|file| match file.as_str() {
+                config::EMBEDDED_DEFAULT_NAME => "the embedded default",
+                file => file,
+            })
+            .collect();
+        writeln!(out, "configuration: {}", files.join(", then "))?;
     }
     writeln!(out, "the configuration is valid")?;
 
@@ -239,6 +288,9 @@ fn print_text(config: &Config, policies: &[(LinkFacts, LinkPolicy)]) -> anyhow::
         writeln!(out, "{} ({}, {driver}, {device})", link.name, link.kind)?;
         let managed = if policy.managed { "yes" } else { "no" };
         writeln!(out, "  managed: {managed} ({})", policy.reason)?;
+        if let Some(warning) = policy.unprotected_warning() {
+            writeln!(out, "  WARNING: {warning}")?;
+        }
         // A link without a hardware address has no policy worth showing.
         if matches!(
             policy.reason,
@@ -289,6 +341,8 @@ struct LinkReport {
     subsystem: Option<String>,
     managed: bool,
     reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
     settings: Vec<SettingReport>,
 }
 
@@ -319,6 +373,7 @@ fn report(config: &Config, policies: &[(LinkFacts, LinkPolicy)]) -> Report {
                 .and_then(|device| device.subsystem.clone()),
             managed: policy.managed,
             reason: policy.reason.to_string(),
+            warning: policy.unprotected_warning(),
             settings: rows(policy).into_iter().map(setting_report).collect(),
         })
         .collect();

@@ -12,6 +12,7 @@ use clap::Args;
 use super::Status;
 use crate::daemon::restore::restore_links;
 use crate::install::{self, FileAction, InstallOptions, Layout, Step};
+use crate::link::apply::Outcome;
 use crate::link::state::DEFAULT_STATE_DIR;
 use crate::link::{LinkHandle, Netns};
 use crate::rng::OsRandom;
@@ -107,14 +108,30 @@ pub(super) fn run_install(args: &InstallArgs) -> anyhow::Result<Status> {
     let layout = Layout::new(&args.root);
     let current = std::env::current_exe().context("cannot find this program's own path")?;
     let binary = (current != layout.binary()).then_some(current);
+    // On the running system a missing key would hold every `stable` link down at once. An
+    // image's NetworkManager creates its key at the image's first boot.
+    let on_system = layout.is_system_root();
     let options = InstallOptions {
         binary,
         nm_config: args.nm_config,
+        require_nm_key: on_system,
     };
+    if args.nm_config
+        && !on_system
+        && let Some(problem) = install::networkmanager_key_problem(&layout)
+    {
+        eprintln!(
+            "macveil: warning: NetworkManager's secret key cannot be used: {}. With --nm-config the daemon holds every link with a \
+             stable address down until NetworkManager's key under {} is usable; NetworkManager \
+             creates it at its first start",
+            install::describe_key_problem(&problem),
+            args.root.display()
+        );
+    }
     let steps = install::install(&layout, &options, &mut OsRandom)?;
     print_steps(&steps)?;
 
-    if !layout.is_system_root() {
+    if !on_system {
         return Ok(Status::Success);
     }
     // sd_booted(3): systemd is the service manager only when this folder exists.
@@ -172,18 +189,23 @@ fn restore(args: &UninstallArgs) -> anyhow::Result<Status> {
         None => Netns::Current,
     };
     let mut ops = LinkHandle::open(&netns)?;
-    let reports = restore_links(&mut ops, Path::new(&args.state_dir))?;
-    let mut status = Status::Success;
-    for report in &reports {
-        if report.failed() {
-            status = Status::Failure;
-            println!("failed     {}", report.name);
-        } else {
-            println!("restored   {}", report.name);
+    let restored = restore_links(&mut ops, Path::new(&args.state_dir))?;
+    for report in &restored.reports {
+        match &report.outcome {
+            Outcome::Failed(err) => println!("failed     {}: {err}", report.name),
+            _ => println!("restored   {}", report.name),
         }
     }
-    if reports.is_empty() {
+    for name in &restored.unknown {
+        println!("failed     {name}: neither a permanent nor a recorded original address is known");
+    }
+    if restored.reports.is_empty() && restored.unknown.is_empty() {
         println!("no link had an address set by macveil");
     }
+    let status = if restored.failed() {
+        Status::Failure
+    } else {
+        Status::Success
+    };
     Ok(status)
 }

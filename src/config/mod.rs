@@ -48,8 +48,9 @@ use keys::Sections;
 /// The prefix of macveil's own keys.
 pub const MACVEIL_KEY_PREFIX: &str = "macveil.";
 
-/// The policy used when no configuration file exists: NetworkManager's privacy settings,
-/// applied to physical links.
+/// NetworkManager's privacy settings, applied to physical links. [`Config::load`] reads this
+/// text before every file, so a file overrides it key by key and a drop-in that only excludes
+/// one link leaves every other link protected.
 pub const EMBEDDED_DEFAULT: &str = "\
 [device]
 wifi.scan-rand-mac-address=yes
@@ -257,9 +258,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// Loads the configuration that `options` selects. With `--nm-config`, NetworkManager's
-    /// files come first, so macveil's own files override them. When none of the selected files
-    /// exists, the result is [`EMBEDDED_DEFAULT`]; with `--config FILE` the file must exist.
+    /// Loads the configuration that `options` selects, on top of [`EMBEDDED_DEFAULT`]. With
+    /// `--nm-config`, NetworkManager's files come after the default and before macveil's own
+    /// files, so macveil's files override them. With `--config FILE` the file must exist.
     pub fn load(paths: &ConfigPaths, options: &LoadOptions) -> Result<Config, ConfigErrors> {
         let mut files = Vec::new();
         if options.nm_config {
@@ -277,10 +278,16 @@ impl Config {
             log::info!("no configuration file found; using the embedded default policy");
             return Ok(Config::embedded_default());
         }
-        Config::from_files(&files)
+
+        // NetworkManager's own defaults for cloned-mac-address are `preserve`, so without this
+        // base layer any file at all (a stock NetworkManager.conf, a drop-in that only sets
+        // macveil.manage=no on one link) would leave every other link with its hardware address.
+        let mut sources = vec![embedded_default_source()];
+        sources.extend(read_sources(&files)?);
+        Config::from_sources(&sources)
     }
 
-    /// Reads and merges `files` in order.
+    /// Reads and merges `files` in order, without [`EMBEDDED_DEFAULT`] beneath them.
     pub fn from_files(files: &[ConfigFile]) -> Result<Config, ConfigErrors> {
         Config::from_sources(&read_sources(files)?)
     }
@@ -312,14 +319,9 @@ impl Config {
         })
     }
 
-    /// The policy used when no configuration file exists.
+    /// Builds the policy used when no configuration file exists: [`EMBEDDED_DEFAULT`] alone.
     pub fn embedded_default() -> Config {
-        let source = SourceText {
-            name: EMBEDDED_DEFAULT_NAME.to_string(),
-            data: EMBEDDED_DEFAULT.as_bytes().to_vec(),
-            main: true,
-        };
-        let mut config = match Config::from_sources(&[source]) {
+        let mut config = match Config::from_sources(&[embedded_default_source()]) {
             Ok(config) => config,
             Err(err) => unreachable!("the embedded default policy is invalid: {err}"),
         };
@@ -332,8 +334,8 @@ impl Config {
         self.sections.policy_for(link, &self.dhcp_plugin)
     }
 
-    /// The files that were read, in order; files that `[.config] enable=false` skipped are not
-    /// listed. The embedded default is listed by [`EMBEDDED_DEFAULT_NAME`].
+    /// Returns the files that were read, in order. Files that `[.config] enable=false` skipped
+    /// are not listed. The embedded default, when read, comes first as [`EMBEDDED_DEFAULT_NAME`].
     pub fn files(&self) -> &[String] {
         &self.files
     }
@@ -346,6 +348,15 @@ impl Config {
     /// The problems worth a warning, in file order.
     pub fn warnings(&self) -> &[ConfigWarning] {
         &self.warnings
+    }
+}
+
+/// Returns [`EMBEDDED_DEFAULT`] as the first source beneath every configuration.
+fn embedded_default_source() -> SourceText {
+    SourceText {
+        name: EMBEDDED_DEFAULT_NAME.to_string(),
+        data: EMBEDDED_DEFAULT.as_bytes().to_vec(),
+        main: true,
     }
 }
 

@@ -228,6 +228,28 @@ impl LinkPolicy {
         }
     }
 
+    /// Explains, when macveil manages the link but leaves its address as it is only because no
+    /// section sets its cloned-mac-address (or `stop-match=yes` ended the search first), that
+    /// the link keeps the address it is meant to hide. Returns `None` for every other policy,
+    /// including an explicit `preserve`.
+    pub fn unprotected_warning(&self) -> Option<String> {
+        if !self.managed || self.cloned_mac_address.value != ClonedMac::Preserve {
+            return None;
+        }
+        let key = self.cloned_mac_address_key();
+        let cause = match &self.cloned_mac_address.source {
+            Source::Configured(_) => return None,
+            Source::Default => format!("no section sets {key}"),
+            Source::StoppedAt(origin) => {
+                format!("stop-match in {origin} ended the search before a section set {key}")
+            }
+        };
+        Some(format!(
+            "managed, but {cause}, so it keeps its current address (the default, preserve); set \
+             {key} for it, or macveil.manage=no to leave it alone on purpose"
+        ))
+    }
+
     /// The name of the generate-mac-address-mask key that applies to this link.
     pub fn generate_mac_address_mask_key(&self) -> &'static str {
         if self.wifi {

@@ -1,4 +1,6 @@
-//! Reads [`LinkFacts`] from sysfs (`/sys/class/net`), for `macveil config check`.
+//! Reads [`LinkFacts`] from a sysfs tree alone, for `macveil config check --sysfs DIR` (a copy
+//! of a sysfs tree, as in tests). On the live system `config check` builds the facts as the
+//! daemon does instead ([`crate::daemon::facts`]).
 //!
 //! sysfs shows the links of the network namespace that mounted it, which for a process in
 //! its own namespace with a fresh sysfs mount is its own. What sysfs provides:

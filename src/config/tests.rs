@@ -228,7 +228,10 @@ fn recommended_file_loads_unchanged_from_disk() {
     assert!(!config.is_embedded_default());
     assert!(config.warnings().is_empty(), "{:?}", config.warnings());
     let main = paths.macveil_main.display().to_string();
-    assert_eq!(config.files(), std::slice::from_ref(&main));
+    assert_eq!(
+        config.files(),
+        [EMBEDDED_DEFAULT_NAME.to_string(), main.clone()]
+    );
 
     let default = Config::embedded_default();
     for link in [
@@ -279,23 +282,133 @@ fn load_without_files_uses_embedded_default() {
 }
 
 #[test]
-fn load_dropin_alone_replaces_embedded_default() {
+fn dropin_excluding_one_link_keeps_default_elsewhere() {
+    let root = tempfile::tempdir().unwrap();
+    let paths = ConfigPaths::under(root.path());
+    write(
+        &paths.macveil_dir.join("50-mgmt.conf"),
+        "[device-mgmt]\nmatch-device=interface-name:mgmt0\nmacveil.manage=no\n",
+    );
+    let config = Config::load(&paths, &LoadOptions::default()).unwrap();
+    assert!(!config.is_embedded_default());
+    assert_eq!(config.files()[0], EMBEDDED_DEFAULT_NAME);
+
+    let mgmt0 = physical("mgmt0", LinkKind::Ethernet, "igb");
+    assert!(!config.policy_for(&mgmt0).managed);
+    for link in [eth0(), wlan0()] {
+        let policy = config.policy_for(&link);
+        assert!(policy.managed, "{}", link.name);
+        assert_eq!(
+            policy.cloned_mac_address.value,
+            ClonedMac::Stable,
+            "{}",
+            link.name
+        );
+        assert_eq!(
+            configured(&policy.cloned_mac_address.source).file,
+            EMBEDDED_DEFAULT_NAME
+        );
+        assert_eq!(policy.unprotected_warning(), None, "{}", link.name);
+    }
+}
+
+#[test]
+fn dropin_overrides_default_key_by_key() {
     let root = tempfile::tempdir().unwrap();
     let paths = ConfigPaths::under(root.path());
     write(
         &paths.macveil_dir.join("10-eth.conf"),
-        "[connection-eth]\nmatch-device=type:ethernet\nethernet.cloned-mac-address=random\n",
+        "[connection-eth]\nmatch-device=type:ethernet\nethernet.cloned-mac-address=random\n\
+         [connection]\nwifi.cloned-mac-address=preserve\n",
     );
     let config = Config::load(&paths, &LoadOptions::default()).unwrap();
-    assert!(!config.is_embedded_default());
     assert_eq!(
         config.policy_for(&eth0()).cloned_mac_address.value,
         ClonedMac::Random
     );
 
+    // An explicit preserve is the author's choice and gets no warning.
     let policy = config.policy_for(&wlan0());
     assert_eq!(policy.cloned_mac_address.value, ClonedMac::Preserve);
+    assert!(matches!(
+        policy.cloned_mac_address.source,
+        Source::Configured(_)
+    ));
+    assert_eq!(policy.unprotected_warning(), None);
+    assert_eq!(
+        policy.stable_id.value.as_deref(),
+        Some("${CONNECTION}/${BOOT}")
+    );
+}
+
+#[test]
+fn stock_nm_config_keeps_default_policy() {
+    let root = tempfile::tempdir().unwrap();
+    let paths = ConfigPaths::under(root.path());
+    // Debian's stock NetworkManager.conf, with no macveil file.
+    write(
+        &paths.nm_main,
+        "[main]\nplugins=ifupdown,keyfile\n\n[ifupdown]\nmanaged=false\n",
+    );
+    let options = LoadOptions {
+        file: None,
+        nm_config: true,
+    };
+    let config = Config::load(&paths, &options).unwrap();
+    for link in [eth0(), wlan0()] {
+        let policy = config.policy_for(&link);
+        assert_eq!(
+            policy.cloned_mac_address.value,
+            ClonedMac::Stable,
+            "{}",
+            link.name
+        );
+        assert_eq!(policy.unprotected_warning(), None, "{}", link.name);
+    }
+}
+
+#[test]
+fn managed_link_preserved_by_default_warns() {
+    // Without the embedded default beneath, no section sets the key.
+    let config = config(&[(
+        "a",
+        "[device-mgmt]\nmatch-device=interface-name:mgmt0\nmacveil.manage=no\n",
+    )]);
+    let policy = config.policy_for(&eth0());
+    assert!(policy.managed);
     assert_eq!(policy.cloned_mac_address.source, Source::Default);
+    let warning = policy.unprotected_warning().expect("a warning");
+    assert!(
+        warning.contains("no section sets ethernet.cloned-mac-address"),
+        "{warning}"
+    );
+
+    // stop-match=yes ends the search before the embedded [connection] is reached.
+    let root = tempfile::tempdir().unwrap();
+    let paths = ConfigPaths::under(root.path());
+    write(
+        &paths.macveil_main,
+        "[connection-stop]\nmatch-device=interface-name:eth0\nstop-match=yes\n",
+    );
+    let config = Config::load(&paths, &LoadOptions::default()).unwrap();
+    let policy = config.policy_for(&eth0());
+    assert!(matches!(
+        policy.cloned_mac_address.source,
+        Source::StoppedAt(_)
+    ));
+    let warning = policy.unprotected_warning().expect("a warning");
+    assert!(
+        warning.contains("stop-match in [connection-stop]"),
+        "{warning}"
+    );
+
+    // A link macveil leaves alone gets no warning.
+    let mgmt0 = physical("mgmt0", LinkKind::Ethernet, "igb");
+    let config = self::config(&[(
+        "a",
+        "[device-mgmt]\nmatch-device=interface-name:mgmt0\nmacveil.manage=no\n",
+    )]);
+    assert_eq!(config.policy_for(&mgmt0).unprotected_warning(), None);
 }
 
 #[test]
@@ -312,7 +425,7 @@ fn load_later_dropin_overrides_main_file() {
         "[connection]\nethernet.cloned-mac-address=permanent\n",
     );
     let config = Config::load(&paths, &LoadOptions::default()).unwrap();
-    assert_eq!(config.files().len(), 3);
+    assert_eq!(config.files().len(), 4);
 
     let policy = config.policy_for(&eth0());
     assert_eq!(policy.cloned_mac_address.value, ClonedMac::Random);
@@ -343,7 +456,13 @@ fn load_config_file_replaces_macveil_files() {
         nm_config: false,
     };
     let config = Config::load(&paths, &options).unwrap();
-    assert_eq!(config.files(), [other.display().to_string()]);
+    assert_eq!(
+        config.files(),
+        [
+            EMBEDDED_DEFAULT_NAME.to_string(),
+            other.display().to_string()
+        ]
+    );
     assert_eq!(
         config.policy_for(&eth0()).cloned_mac_address.value,
         ClonedMac::Random
@@ -389,6 +508,7 @@ fn load_nm_config_reads_network_manager_files_first() {
     assert_eq!(
         config.files(),
         [
+            EMBEDDED_DEFAULT_NAME.to_string(),
             paths.nm_main.display().to_string(),
             paths.macveil_main.display().to_string()
         ]
@@ -402,10 +522,11 @@ fn load_nm_config_reads_network_manager_files_first() {
         ClonedMac::Random
     );
 
+    // Without NetworkManager's files, Wi-Fi falls back to the embedded default.
     let without = Config::load(&paths, &LoadOptions::default()).unwrap();
     assert_eq!(
         without.policy_for(&wlan0()).cloned_mac_address.value,
-        ClonedMac::Preserve
+        ClonedMac::Stable
     );
 }
 
@@ -435,10 +556,11 @@ fn load_nm_etc_file_hides_usr_lib_file() {
         nm_config: true,
     };
     let config = Config::load(&paths, &options).unwrap();
-    assert_eq!(config.files().len(), 2, "{:?}", config.files());
+    assert_eq!(config.files().len(), 3, "{:?}", config.files());
 
+    // The hidden file's `permanent` would win over the embedded default's `stable`.
     let wifi = config.policy_for(&wlan0());
-    assert_eq!(wifi.cloned_mac_address.value, ClonedMac::Preserve);
+    assert_eq!(wifi.cloned_mac_address.value, ClonedMac::Stable);
     assert!(wifi.scan_rand_mac_address.unwrap().value);
     assert_eq!(wifi.stable_id.value.as_deref(), Some("${CONNECTION}"));
     assert_eq!(
@@ -457,7 +579,7 @@ fn config_enable_false_skips_dropin() {
         "[.config]\nenable=false\n\n[connection]\nethernet.cloned-mac-address=permanent\n",
     );
     let config = Config::load(&paths, &LoadOptions::default()).unwrap();
-    assert_eq!(config.files().len(), 1);
+    assert_eq!(config.files().len(), 2);
     assert_eq!(
         config.policy_for(&eth0()).cloned_mac_address.value,
         ClonedMac::Stable

@@ -104,6 +104,9 @@ struct Known {
     /// changes, which include the cycle of the failed attempt, until it reappears or the
     /// configuration is reloaded or the system resumes.
     warned: bool,
+    /// The warning that the policy leaves it with its address by default was logged since it
+    /// appeared or the configuration was last loaded.
+    unprotected_logged: bool,
     /// When a `random` link with `macveil.random-rotate` gets its next address.
     rotate_at: Option<Instant>,
     /// The last record written, to skip writing the same outcome again.
@@ -283,6 +286,9 @@ impl Engine {
         self.config = config;
         self.keys.forget();
         self.clear_warnings();
+        for known in self.known.values_mut() {
+            known.unprotected_logged = false;
+        }
         self.whole_pass(ops, Trigger::Changed)
     }
 
@@ -525,6 +531,13 @@ impl Engine {
 
             if trigger == Trigger::Appeared {
                 known.warned = false;
+                known.unprotected_logged = false;
+            }
+            if !known.unprotected_logged
+                && let Some(warning) = policy.unprotected_warning()
+            {
+                log::warn!("{}: {warning}", link.name);
+                known.unprotected_logged = true;
             }
             let retry_suppressed = known.warned
                 && policy.on_failure.value == OnFailure::Warn

@@ -1,7 +1,13 @@
 //! Putting back the addresses macveil set, for `macveil uninstall --restore`: every link of a
-//! namespace whose record says macveil set its address gets its permanent address back, or for a
-//! link without one the reference address recorded before macveil first changed it. Links
-//! macveil did not change are not touched.
+//! namespace that macveil looked after gets its permanent address back, or for a link without
+//! one the reference address recorded before macveil first changed it.
+//!
+//! A link counts as looked after when it has a recorded reference address (only managed links
+//! get one) or a record whose status is anything but `ignored`. The status alone is not enough,
+//! because a restarted daemon, or the udev helper after the daemon, records a link whose address
+//! macveil set earlier as `kept`. A link whose address already equals its baseline is not
+//! touched, and neither is a link that the policy ignored, whose address may be someone else's
+//! choice (NetworkManager's cloned address, for example).
 
 use std::path::Path;
 
@@ -10,26 +16,42 @@ use crate::link::apply::{self, AfterFailure, ApplyOptions, Change, LinkReport};
 use crate::link::state::{Baseline, ReferenceStore};
 use crate::link::{LinkError, LinkOps};
 
-/// Restores the links of the namespace `ops` works in, from the records in `state_dir`, and
-/// returns one report per link changed back.
-pub fn restore_links(
-    ops: &mut dyn LinkOps,
-    state_dir: &Path,
-) -> Result<Vec<LinkReport>, LinkError> {
+/// The result of [`restore_links`].
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// One report per link whose address was changed back, or whose change failed.
+    pub reports: Vec<LinkReport>,
+    /// The links macveil looked after whose original address is not known (no permanent
+    /// address and no recorded reference), so they keep their address.
+    pub unknown: Vec<String>,
+}
+
+impl Restored {
+    /// Returns whether any link could not be given its original address.
+    pub fn failed(&self) -> bool {
+        !self.unknown.is_empty() || self.reports.iter().any(LinkReport::failed)
+    }
+}
+
+/// Restores the links of the namespace `ops` works in, from the records and references in
+/// `state_dir`.
+pub fn restore_links(ops: &mut dyn LinkOps, state_dir: &Path) -> Result<Restored, LinkError> {
     let netns = ops.netns_key().to_string();
     let records = RecordStore::new(state_dir).load()?;
     let references = ReferenceStore::new(state_dir);
     let known = references.load()?;
 
+    let mut restored = Restored::default();
     let mut changes = Vec::new();
     for link in ops.links()? {
-        let set_by_macveil = records.iter().any(|record| {
+        let recorded = records.iter().any(|record| {
             record.netns == netns
                 && record.ifindex == link.index
                 && record.ifname == link.name
-                && matches!(record.status, LinkStatus::Set | LinkStatus::HeldDown)
+                && record.status != LinkStatus::Ignored
         });
-        if !set_by_macveil {
+        let has_reference = known.get(&netns, &link).is_some();
+        if !recorded && !has_reference {
             continue;
         }
         match Baseline::of(&link, &netns, &known).address() {
@@ -37,19 +59,24 @@ pub fn restore_links(
                 index: link.index,
                 address,
             }),
-            Some(_) => {}
-            None => log::warn!(
-                "{}: neither a permanent nor a recorded address is known, so its address stays",
-                link.name
-            ),
+            Some(_) => log::debug!("{}: already has its original address", link.name),
+            None => {
+                log::warn!(
+                    "{}: neither a permanent nor a recorded address is known, so its address \
+                     stays",
+                    link.name
+                );
+                restored.unknown.push(link.name.clone());
+            }
         }
     }
     if changes.is_empty() {
-        return Ok(Vec::new());
+        return Ok(restored);
     }
     let options = ApplyOptions {
         cycle: true,
         after_failure: AfterFailure::RestoreAdminState,
     };
-    apply::apply(ops, &references, &changes, &options)
+    restored.reports = apply::apply(ops, &references, &changes, &options)?;
+    Ok(restored)
 }

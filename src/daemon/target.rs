@@ -26,7 +26,9 @@ use crate::generate::stable::{self, LinkKey};
 use crate::generate::stable_id::{self, Placeholder, StableIdType};
 use crate::link::Link;
 use crate::rng::{RandomError, RandomSource};
-use crate::secret_key::{HostId, KeyError, KeyVersion, MachineId, SecretKey};
+use crate::secret_key::{
+    HostId, KeyError, KeyVersion, MachineId, SecretKey, is_networkmanager_key,
+};
 
 /// The template `stable-ssid` stands for: NetworkManager hashes the network's SSID.
 const STABLE_SSID_TEMPLATE: &str = "${NETWORK_SSID}";
@@ -34,6 +36,8 @@ const STABLE_SSID_TEMPLATE: &str = "${NETWORK_SSID}";
 /// The secret key the stable addresses are hashed with, read lazily and never written.
 pub struct Keys {
     path: PathBuf,
+    /// The key is NetworkManager's, which only NetworkManager creates.
+    networkmanager: bool,
     host_id: Option<HostId>,
     last_error: Option<String>,
 }
@@ -41,10 +45,22 @@ pub struct Keys {
 impl Keys {
     /// Creates the source of the key at `path`. Nothing is read yet.
     pub fn new(path: impl Into<PathBuf>) -> Keys {
+        let path = path.into();
+        let networkmanager = is_networkmanager_key(&path);
         Keys {
-            path: path.into(),
+            path,
+            networkmanager,
             host_id: None,
             last_error: None,
+        }
+    }
+
+    /// Creates the source of NetworkManager's key at `path`, for a copy of NetworkManager's
+    /// key folder elsewhere (a test, a mounted image). Nothing is read yet.
+    pub fn networkmanager(path: impl Into<PathBuf>) -> Keys {
+        Keys {
+            networkmanager: true,
+            ..Keys::new(path)
         }
     }
 
@@ -66,6 +82,14 @@ impl Keys {
                 }
                 Err(err) => {
                     let message = match &err {
+                        KeyError::NotFound { path } if self.networkmanager => format!(
+                            "NetworkManager's secret key {} does not exist, and stable \
+                             addresses need it. NetworkManager creates it at its first start: \
+                             start NetworkManager once ('systemctl start NetworkManager'), or \
+                             run 'macveil install' without --nm-config to use macveil's own \
+                             key; then 'systemctl reload macveil'",
+                            path.display()
+                        ),
                         KeyError::NotFound { .. } => format!(
                             "{err}; stable addresses need it, so run 'macveil install' to \
                              create it (or wait for the file system that holds it to be mounted), \
@@ -376,6 +400,22 @@ mod tests {
             run(&policy, &veth, &mut first_keys, &boot).intent,
             run(&policy, &veth, &mut second_keys, &boot).intent
         );
+    }
+
+    #[test]
+    fn missing_nm_key_advises_starting_networkmanager() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut keys = Keys::networkmanager(dir.path().join("secret_key"));
+        let veth = link("veth0");
+        let policy = policy(STABLE_BOOT, &veth);
+        let boot = Ok(String::from("6f1f4b0e-9c55-4f0b-8d3e-2f1f9b0c5a11"));
+
+        let blocked = run(&policy, &veth, &mut keys, &boot);
+        assert_eq!(blocked.intent, Intent::Blocked);
+        let reason = blocked.blocked.unwrap();
+        assert!(reason.contains("start NetworkManager once"), "{reason}");
+        assert!(!reason.contains("run 'macveil install' to"), "{reason}");
+        assert!(!reason.contains("macveil gen"), "{reason}");
     }
 
     #[test]
