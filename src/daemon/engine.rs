@@ -412,20 +412,46 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs one pass over `work` and drops the records of the `removed` links.
+    /// Runs one pass over `work` and drops the records of the `removed` links. A link whose
+    /// change another program superseded with the address it must hide is looked at once more,
+    /// as it is then.
     fn process(
         &mut self,
         ops: &mut dyn LinkOps,
         work: Vec<(Link, Trigger)>,
         removed: Vec<(u32, String)>,
     ) -> Result<Summary, LinkError> {
+        let (mut summary, again) = self.process_once(ops, work, removed)?;
+        if again.is_empty() {
+            return Ok(summary);
+        }
+        let mut work = Vec::with_capacity(again.len());
+        for index in again {
+            if let Some(link) = ops.link(index)? {
+                work.push((link, Trigger::Changed));
+            }
+        }
+        let (second, _) = self.process_once(ops, work, Vec::new())?;
+        summary.add(second);
+        Ok(summary)
+    }
+
+    /// Runs one pass and returns its summary and the links to look at again: those another
+    /// program gave back the address they must hide while macveil changed them. They are
+    /// neither counted nor recorded in this pass.
+    fn process_once(
+        &mut self,
+        ops: &mut dyn LinkOps,
+        work: Vec<(Link, Trigger)>,
+        removed: Vec<(u32, String)>,
+    ) -> Result<(Summary, Vec<u32>), LinkError> {
         let mut update = RecordUpdate {
             upsert: Vec::new(),
             remove: removed,
         };
         if work.is_empty() {
             self.records.update(&self.netns, &update, None)?;
-            return Ok(Summary::default());
+            return Ok((Summary::default(), Vec::new()));
         }
 
         let references = self.references_for(&work)?;
@@ -433,8 +459,16 @@ impl Engine {
         let reports = self.execute(ops, &mut items)?;
 
         let mut summary = Summary::default();
+        let mut again = Vec::new();
         for item in &items {
             let report = reports.get(&item.link.index);
+            let hidden = item.baseline.address();
+            if let Some(Outcome::Superseded(current)) = report.map(|report| &report.outcome) {
+                if hidden == Some(*current) {
+                    again.push(item.link.index);
+                    continue;
+                }
+            }
             let (record, counted) = self.conclude(item, report);
             summary.add(counted);
             let known = self.known.entry(item.link.index).or_default();
@@ -449,7 +483,7 @@ impl Engine {
             update.upsert.push(record);
         }
         self.records.update(&self.netns, &update, None)?;
-        Ok(summary)
+        Ok((summary, again))
     }
 
     /// Loads the references and records one for each managed link that has neither a permanent
@@ -859,6 +893,22 @@ impl Engine {
                 if !report.lost.is_empty() {
                     record.detail = Some(format!("the cycle lost {}", report.lost.join(", ")));
                 }
+            }
+            Outcome::Superseded(current) => {
+                // Another program (the udev helper, when both act on a new link) set its own
+                // address while this change was in flight. The link is not exposed, because
+                // `process_once` checked that, and replacing one anonymized address with
+                // another gains no privacy.
+                record.status = LinkStatus::Kept;
+                record.address = Some(current.to_string());
+                record.detail = Some(format!(
+                    "another program set {current} right after macveil set its {} address {}",
+                    item.plan.label, report.requested
+                ));
+                log::info!(
+                    "{name}: another program set {current} right after macveil set {}; keeping it",
+                    report.requested
+                );
             }
             Outcome::Failed(error) => {
                 let stays_down = failure_mode(&item.policy) == AfterFailure::StayDown;

@@ -133,6 +133,88 @@ fn acknowledged_but_ignored_change_keeps_link_down() {
     assert_eq!(lab.status("tv0"), Some(LinkStatus::HeldDown));
 }
 
+/// Returns a fault hook that sets `address` on `name` with `ip`, as another program would.
+fn set_by_other_program(netns: &str, name: &str, address: MacAddr) -> Fault {
+    let (netns, name) = (netns.to_string(), name.to_string());
+    Fault::AfterSet(Box::new(move || {
+        let status = std::process::Command::new("ip")
+            .args(["-n", &netns, "link", "set", &name, "address"])
+            .arg(address.to_string())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "ip link set {name} address {address} failed"
+        );
+    }))
+}
+
+#[test]
+fn concurrent_change_keeps_link_up() {
+    let Some(mut lab) = Lab::new("concurrent_change_keeps_link_up") else {
+        return;
+    };
+    lab.veth("tv0");
+    let before = lab.link("tv0");
+    let mut engine = lab.engine(RANDOM, None);
+
+    // The udev helper sets its own random address right after the engine's change, and a
+    // manager raises the link in between. The engine must not call that a driver fault.
+    let helper: MacAddr = "02:5e:00:00:00:07".parse().unwrap();
+    let netns = lab.ns.name.clone();
+    let mut faulty = FaultyLinks::new(&mut lab.handle);
+    faulty.inject(before.index, set_by_other_program(&netns, "tv0", helper));
+    let summary = engine
+        .handle(&mut faulty, vec![LinkEvent::New(before.clone())])
+        .unwrap();
+    drop(faulty);
+
+    assert_eq!(summary.held_down, 0, "{summary:?}");
+    assert_eq!(summary.failed, 0, "{summary:?}");
+    assert_eq!(lab.link("tv0").address, Some(helper));
+    assert_eq!(lab.status("tv0"), Some(LinkStatus::Kept));
+
+    lab.ns.ip(&["link", "set", "tv0", "up"]);
+    let up = LinkEvent::New(lab.link("tv0"));
+    let raised = engine.handle(&mut lab.handle, vec![up]).unwrap();
+    assert_eq!(raised.held_down, 0, "{raised:?}");
+    let after = lab.link("tv0");
+    assert!(after.admin_up, "the anonymized link was taken down");
+    assert_eq!(after.address, Some(helper));
+}
+
+#[test]
+fn concurrent_write_back_is_undone() {
+    let Some(mut lab) = Lab::new("concurrent_write_back_is_undone") else {
+        return;
+    };
+    lab.veth("tv0");
+    let original = lab.link("tv0").address.unwrap();
+    let mut engine = lab.engine(RANDOM, None);
+    engine.start(&mut lab.handle).unwrap();
+    lab.ns.ip(&["link", "set", "tv0", "up"]);
+    let up = LinkEvent::New(lab.link("tv0"));
+    engine.handle(&mut lab.handle, vec![up]).unwrap();
+
+    // Going down rotates the random address, and another program writes the original address
+    // back right after that change: a third address, and the one the link must hide.
+    lab.ns.ip(&["link", "set", "tv0", "down"]);
+    let down = lab.link("tv0");
+    let netns = lab.ns.name.clone();
+    let mut faulty = FaultyLinks::new(&mut lab.handle);
+    faulty.inject(down.index, set_by_other_program(&netns, "tv0", original));
+    let summary = engine
+        .handle(&mut faulty, vec![LinkEvent::New(down)])
+        .unwrap();
+    drop(faulty);
+
+    assert_eq!(summary.changed, 1, "{summary:?}");
+    assert_eq!(summary.held_down, 0, "{summary:?}");
+    let after = lab.link("tv0").address.unwrap();
+    assert_ne!(after, original, "the written-back address was kept");
+    assert_eq!(lab.status("tv0"), Some(LinkStatus::Set));
+}
+
 #[test]
 fn permanent_address_is_the_one_hidden() {
     let Some(mut lab) = Lab::new("permanent_address_is_the_one_hidden") else {

@@ -9,7 +9,9 @@
 //!    down, set, up. The IP addresses and routes the cycle removed are added back, and those
 //!    that cannot be are listed in the report.
 //! 4. One dump reads every link again. An acknowledged change that the link does not show is a
-//!    failure ([`LinkError::NotChanged`]).
+//!    failure ([`LinkError::NotChanged`]) when the link still has its old address or none. A
+//!    third address means another program changed it after this change ([`Outcome::Superseded`]),
+//!    which is not a failure.
 //! 5. One batch removes the IPv6 addresses derived from the old hardware addresses
 //!    ([`super::ipv6`]).
 //! 6. With [`AfterFailure::StayDown`], every link whose address could not be changed is left
@@ -74,6 +76,11 @@ pub enum Outcome {
     Changed,
     /// The link already had the requested address; nothing was sent.
     Unchanged,
+    /// The change was acknowledged, but the link then reported this third address, neither the
+    /// old nor the requested one: another program (a udev helper, a network manager) set its
+    /// own address after this change. The driver did change the address, so this is not a
+    /// failure, and the caller decides whether the new address is acceptable.
+    Superseded(MacAddr),
     /// The address could not be changed, or the change left something exposed.
     Failed(LinkError),
 }
@@ -665,6 +672,15 @@ fn read_back(
                 report.requested
             );
             report.outcome = Outcome::Changed;
+        } else if let Some(current) = link.address.filter(|current| Some(*current) != report.old) {
+            // A driver that ignores the change keeps the old address. A third one was written
+            // by someone else between the acknowledgement and this read.
+            log::debug!(
+                "{}: another program set {current} after the change to {}",
+                report.name,
+                report.requested
+            );
+            report.outcome = Outcome::Superseded(current);
         } else {
             let error = LinkError::NotChanged {
                 ifname: report.name.clone(),
@@ -689,7 +705,10 @@ fn remove_derived_ipv6(
     let changed: Vec<usize> = reports
         .iter()
         .enumerate()
-        .filter(|(_, report)| matches!(report.outcome, Outcome::Changed) && report.old.is_some())
+        .filter(|(_, report)| {
+            let changed = matches!(report.outcome, Outcome::Changed | Outcome::Superseded(_));
+            changed && report.old.is_some()
+        })
         .map(|(position, _)| position)
         .collect();
     if changed.is_empty() {
@@ -711,10 +730,11 @@ fn remove_derived_ipv6(
     let mut owners = Vec::new();
     for position in changed {
         let report = &reports[position];
-        let (Some(link), Some(old)) = (after.get(&report.index), report.old) else {
+        let (Some(link), Some(old), Some(new)) = (after.get(&report.index), report.old, report.new)
+        else {
             continue;
         };
-        let plan = ipv6::plan_cleanup(link, old, report.requested, &ips);
+        let plan = ipv6::plan_cleanup(link, old, new, &ips);
         if let Some(add) = plan.add {
             requests.push(Request::AddIp(add));
             owners.push(position);
