@@ -30,6 +30,7 @@ use super::nm::DeviceStates;
 use super::scoped::Scoped;
 use super::state::{LinkRecord, LinkStatus, RecordStore, RecordUpdate, Writer, now_seconds};
 use super::target::{self, Keys, Plan, Shared};
+use super::udev::UdevView;
 use crate::addr::MacAddr;
 use crate::config::{Config, LinkPolicy, OnFailure, Source};
 use crate::link::apply::{self, AfterFailure, ApplyOptions, Change, LinkReport, Outcome};
@@ -60,6 +61,9 @@ pub struct Settings {
     pub sysfs_net: Option<PathBuf>,
     /// NetworkManager's device state files, when the links are in the caller's namespace.
     pub nm_devices: Option<DeviceStates>,
+    /// udev's view of the links, when the links are in the caller's namespace and the engine
+    /// leaves new links to macveil's udev rule. The udev helper itself has none.
+    pub udev: Option<UdevView>,
     /// The program that writes the link records.
     pub writer: Writer,
 }
@@ -462,6 +466,11 @@ impl Engine {
         let mut again = Vec::new();
         for item in &items {
             let report = reports.get(&item.link.index);
+            if item.action == Action::AwaitUdev {
+                // The rule's helper records the link; a record here would race with its own.
+                log::debug!("{}: left to the udev rule", item.link.name);
+                continue;
+            }
             let hidden = item.baseline.address();
             if let Some(Outcome::Superseded(current)) = report.map(|report| &report.outcome) {
                 if hidden == Some(*current) {
@@ -555,6 +564,14 @@ impl Engine {
                     .nm_devices
                     .as_ref()
                     .is_some_and(|states| states.is_managed(link.index)),
+                // Only a link that is down and exposed can be left to the rule.
+                udev_pending: !link.admin_up
+                    && exposed
+                    && self
+                        .settings
+                        .udev
+                        .as_ref()
+                        .is_some_and(|udev| udev.rule_pending(link.index)),
             };
 
             if trigger == Trigger::Appeared {
@@ -823,6 +840,8 @@ impl Engine {
             (Action::None, _) => {
                 self.conclude_unchanged(item, exposed, &mut record, &mut summary);
             }
+            // `process_once` records nothing for a link left to the udev rule.
+            (Action::AwaitUdev, _) => {}
         }
 
         if record.status == LinkStatus::Failed && !stays_down {

@@ -9,6 +9,7 @@ use super::engine::{Engine, Settings, Summary};
 use super::nm::DeviceStates;
 use super::state::{LinkStatus, RecordStore, Writer};
 use super::target::Keys;
+use super::udev::{RULE_NAME, UdevView};
 use crate::addr::MacAddr;
 use crate::config::{Config, SourceText};
 use crate::link::fault::{Fault, FaultyLinks};
@@ -37,6 +38,15 @@ impl Lab {
     }
 
     fn engine(&self, config: &str, nm_devices: Option<DeviceStates>) -> Engine {
+        self.engine_with_udev(config, nm_devices, None)
+    }
+
+    fn engine_with_udev(
+        &self,
+        config: &str,
+        nm_devices: Option<DeviceStates>,
+        udev: Option<UdevView>,
+    ) -> Engine {
         let config = Config::from_sources(&[SourceText::new("test.conf", config)]).unwrap();
         let settings = Settings {
             state_dir: self.state.path().to_path_buf(),
@@ -46,6 +56,7 @@ impl Lab {
             never_cycle: false,
             sysfs_net: None,
             nm_devices,
+            udev,
             writer: Writer::Daemon,
         };
         Engine::new(
@@ -213,6 +224,54 @@ fn concurrent_write_back_is_undone() {
     let after = lab.link("tv0").address.unwrap();
     assert_ne!(after, original, "the written-back address was kept");
     assert_eq!(lab.status("tv0"), Some(LinkStatus::Set));
+}
+
+#[test]
+fn new_down_link_left_to_udev_rule() {
+    let Some(mut lab) = Lab::new("new_down_link_left_to_udev_rule") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let run_udev = root.path().join("run/udev");
+    fs::create_dir_all(run_udev.join("rules.d")).unwrap();
+    fs::create_dir_all(run_udev.join("data")).unwrap();
+    fs::write(run_udev.join("control"), "").unwrap();
+    fs::write(run_udev.join("rules.d").join(RULE_NAME), "# the rule\n").unwrap();
+    let udev = UdevView::new(root.path());
+    let mut engine = lab.engine_with_udev(RANDOM, None, Some(udev));
+
+    // udev has not finished with the new link, so its rule sets the address.
+    lab.veth("tv0");
+    let appeared = lab.link("tv0");
+    let summary = engine
+        .handle(&mut lab.handle, vec![LinkEvent::New(appeared.clone())])
+        .unwrap();
+    assert_eq!(summary.changed, 0, "{summary:?}");
+    assert_eq!(lab.link("tv0").address, appeared.address);
+    assert_eq!(
+        lab.status("tv0"),
+        None,
+        "the rule's helper writes the record"
+    );
+
+    // Raised with the address it must hide before the rule ran: taken down and changed.
+    lab.ns.ip(&["link", "set", "tv0", "up"]);
+    let raised = LinkEvent::New(lab.link("tv0"));
+    let summary = engine.handle(&mut lab.handle, vec![raised]).unwrap();
+    assert_eq!(summary.changed, 1, "{summary:?}");
+    let after = lab.link("tv0");
+    assert_ne!(after.address, appeared.address);
+    assert!(after.admin_up);
+
+    // A link udev has finished with is the daemon's again.
+    lab.veth("tv1");
+    let initialized = lab.link("tv1");
+    fs::write(run_udev.join(format!("data/n{}", initialized.index)), "").unwrap();
+    let summary = engine
+        .handle(&mut lab.handle, vec![LinkEvent::New(initialized.clone())])
+        .unwrap();
+    assert_eq!(summary.changed, 1, "{summary:?}");
+    assert_ne!(lab.link("tv1").address, initialized.address);
 }
 
 #[test]
