@@ -32,7 +32,7 @@ use super::state::{LinkRecord, LinkStatus, RecordStore, RecordUpdate, Writer, no
 use super::target::{self, Keys, Plan, Shared};
 use super::udev::UdevView;
 use crate::addr::MacAddr;
-use crate::config::{Config, LinkPolicy, OnFailure, Source};
+use crate::config::{Config, LinkFacts, LinkPolicy, OnFailure, Source};
 use crate::link::apply::{self, AfterFailure, ApplyOptions, Change, LinkReport, Outcome};
 use crate::link::state::{Baseline, ReferenceStore, References};
 use crate::link::{Link, LinkError, LinkEvent, LinkOps, Request};
@@ -136,7 +136,21 @@ pub struct Engine {
     records: RecordStore,
     netns: String,
     known: HashMap<u32, Known>,
+    /// What sysfs and ethtool reported for virtual links of each `IFLA_INFO_KIND`, so that a
+    /// new link of a kind seen before is changed from its notification alone. `None` marks a
+    /// kind whose links differed.
+    kinds: HashMap<String, Option<KindFacts>>,
+    /// The links of the current pass that come straight from their notification, whose facts
+    /// come from `kinds`.
+    notified: HashSet<u32>,
     rng: Box<dyn RandomSource>,
+}
+
+/// The facts a virtual link's notification lacks, as links of its kind had them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KindFacts {
+    driver: Option<String>,
+    driver_version: Option<String>,
 }
 
 impl Engine {
@@ -159,6 +173,8 @@ impl Engine {
             keys,
             boot_id,
             known: HashMap::new(),
+            kinds: HashMap::new(),
+            notified: HashSet::new(),
             rng,
         }
     }
@@ -221,6 +237,7 @@ impl Engine {
         events: Vec<LinkEvent>,
     ) -> Result<Summary, LinkError> {
         let mut pending: BTreeMap<u32, Trigger> = BTreeMap::new();
+        let mut latest: HashMap<u32, Link> = HashMap::new();
         let mut removed = Vec::new();
         let mut renamed = Vec::new();
 
@@ -230,24 +247,117 @@ impl Engine {
                     let trigger = self.observe(&link, &mut renamed);
                     let entry = pending.entry(link.index).or_insert(trigger);
                     *entry = stronger(*entry, trigger);
+                    latest.insert(link.index, link);
                 }
                 LinkEvent::Removed { index, name } => {
                     self.known.remove(&index);
                     pending.remove(&index);
+                    latest.remove(&index);
                     removed.push((index, name));
                 }
             }
         }
         self.carry_references(ops, &renamed)?;
 
+        // A new link whose notification contains every fact its policy needs is changed from
+        // it before anything else is read, because a program that raises new links at once
+        // races this change.
         let mut work = Vec::with_capacity(pending.len());
+        let mut notified = HashSet::new();
         for (index, trigger) in pending {
+            let seen = latest.remove(&index);
+            if let Some(link) =
+                seen.filter(|link| trigger == Trigger::Appeared && self.knows_kind(link))
+            {
+                notified.insert(index);
+                work.push((link, trigger));
+                continue;
+            }
             // A link removed since its notification has a removal notification queued.
             if let Some(link) = ops.link(index)? {
                 work.push((link, trigger));
             }
         }
-        self.process(ops, work, removed)
+        self.notified = notified;
+        let summary = self.process(ops, work, removed);
+        let notified = std::mem::take(&mut self.notified);
+        let mut summary = summary?;
+        if !notified.is_empty() {
+            summary.add(self.check_notified(ops, notified)?);
+        }
+        Ok(summary)
+    }
+
+    /// Returns whether `link` is a virtual link of a kind whose facts are known, so that its
+    /// notification gives everything its policy depends on.
+    fn knows_kind(&self, link: &Link) -> bool {
+        virtual_kind(link).is_some_and(|kind| matches!(self.kinds.get(kind), Some(Some(_))))
+    }
+
+    /// Reads the links that were changed from their notification in full, now that the change
+    /// is made, and handles one again when its kind's facts did not hold for it.
+    fn check_notified(
+        &mut self,
+        ops: &mut dyn LinkOps,
+        notified: HashSet<u32>,
+    ) -> Result<Summary, LinkError> {
+        let mut work = Vec::new();
+        for index in notified {
+            let Some(link) = ops.link(index)? else {
+                continue;
+            };
+            let expected = virtual_kind(&link).and_then(|kind| self.kinds.get(kind).cloned());
+            let facts = facts::of(&link, None, self.settings.sysfs_net.as_deref());
+            let found = KindFacts {
+                driver: facts.driver.clone(),
+                driver_version: facts.driver_version.clone(),
+            };
+            if facts.device.is_none() && expected == Some(Some(found)) {
+                continue;
+            }
+            // NOTE: the link keeps the address its notification's policy gave it unless the
+            // full facts make it exposed. No kind with two drivers is known to this code.
+            log::warn!(
+                "{}: its driver or device differs from earlier links of its kind; handling it \
+                 again with every fact",
+                link.name
+            );
+            if let Some(kind) = virtual_kind(&link) {
+                self.kinds.insert(kind.to_string(), None);
+            }
+            work.push((link, Trigger::Changed));
+        }
+        self.process(ops, work, Vec::new())
+    }
+
+    /// Builds the facts of `link` for its policy: from sysfs, or for a link taken from its
+    /// notification, from earlier links of its kind. Facts read from sysfs teach the kind's.
+    fn facts_of(&mut self, link: &Link, reference: Option<MacAddr>) -> LinkFacts {
+        if self.notified.contains(&link.index) {
+            let known = virtual_kind(link).and_then(|kind| self.kinds.get(kind).cloned().flatten());
+            let mut facts = facts::of(link, reference, None);
+            if let Some(known) = known {
+                facts.driver = known.driver;
+                facts.driver_version = known.driver_version;
+            }
+            return facts;
+        }
+
+        let facts = facts::of(link, reference, self.settings.sysfs_net.as_deref());
+        if let Some(kind) = virtual_kind(link).filter(|_| facts.device.is_none()) {
+            let found = KindFacts {
+                driver: facts.driver.clone(),
+                driver_version: facts.driver_version.clone(),
+            };
+            let entry = self
+                .kinds
+                .entry(kind.to_string())
+                .or_insert(Some(found.clone()));
+            if entry.as_ref().is_some_and(|known| *known != found) {
+                *entry = None;
+            }
+        }
+        facts
     }
 
     /// Reads every link again after notifications were lost, and handles each one as if its
@@ -513,7 +623,7 @@ impl Engine {
                 continue;
             }
             // At first sight the reference is the current address.
-            let facts = facts::of(link, link.address, self.settings.sysfs_net.as_deref());
+            let facts = self.facts_of(link, link.address);
             if self.config.policy_for(&facts).managed {
                 missing.push(link);
             }
@@ -536,7 +646,7 @@ impl Engine {
                 Baseline::Reference(address) => Some(address),
                 _ => None,
             };
-            let facts = facts::of(&link, reference, self.settings.sysfs_net.as_deref());
+            let facts = self.facts_of(&link, reference);
             let policy = self.config.policy_for(&facts);
             let plan = target::plan(
                 &policy,
@@ -559,11 +669,13 @@ impl Engine {
                 || (known.spared && !self.settings.now && !policy.apply_to_running.value);
             let context = Context {
                 spare_running_links: spare,
-                managed_elsewhere: self
-                    .settings
-                    .nm_devices
-                    .as_ref()
-                    .is_some_and(|states| states.is_managed(link.index)),
+                // Only the rotation of a link that is not exposed depends on it.
+                managed_elsewhere: !exposed
+                    && self
+                        .settings
+                        .nm_devices
+                        .as_ref()
+                        .is_some_and(|states| states.is_managed(link.index)),
                 // Only a link that is down and exposed can be left to the rule.
                 udev_pending: !link.admin_up
                     && exposed
@@ -668,7 +780,21 @@ impl Engine {
                 cycle: true,
                 after_failure,
             };
-            let results = if changes.len() <= SCOPED_PASS_MAX {
+            let seen: Option<Vec<Link>> = changes
+                .iter()
+                .map(|change| {
+                    items
+                        .iter()
+                        .find(|item| item.link.index == change.index)
+                        .filter(|item| self.notified.contains(&item.link.index))
+                        .map(|item| item.link.clone())
+                })
+                .collect();
+            let results = if let Some(seen) = seen {
+                // Links taken from their notification, whose references were just recorded.
+                let mut forced = ForcedCycle::new(ops, cycled);
+                apply::apply_seen(&mut forced, seen, &changes, &options)?
+            } else if changes.len() <= SCOPED_PASS_MAX {
                 let indexes = changes.iter().map(|change| change.index).collect();
                 let mut scoped = Scoped::new(ops, indexes);
                 let mut forced = ForcedCycle::new(&mut scoped, cycled);
@@ -1090,6 +1216,14 @@ impl Engine {
             address.redacted()
         }
     }
+}
+
+/// Returns the `IFLA_INFO_KIND` of a virtual Ethernet link, which its notification contains.
+/// A link without one (a physical card, Wi-Fi) needs sysfs to tell what it is.
+fn virtual_kind(link: &Link) -> Option<&str> {
+    link.info_kind
+        .as_deref()
+        .filter(|_| link.link_type == crate::link::ARPHRD_ETHER && !link.wireless)
 }
 
 /// Returns the stronger of two triggers for the same link within one batch.

@@ -14,7 +14,9 @@ use crate::addr::MacAddr;
 use crate::config::{Config, SourceText};
 use crate::link::fault::{Fault, FaultyLinks};
 use crate::link::testns::TestNetns;
-use crate::link::{Link, LinkEvent, LinkHandle, LinkOps};
+use crate::link::{
+    Errno, IpAddress, Link, LinkError, LinkEvent, LinkHandle, LinkOps, Request, Route,
+};
 use crate::rng::OsRandom;
 
 const RANDOM: &str = "[connection-test]\nmatch-device=interface-name:tv*\n\
@@ -272,6 +274,115 @@ fn new_down_link_left_to_udev_rule() {
         .unwrap();
     assert_eq!(summary.changed, 1, "{summary:?}");
     assert_ne!(lab.link("tv1").address, initialized.address);
+}
+
+/// A [`LinkOps`] that lists the calls it passes on, in order.
+struct CallLog<'a> {
+    inner: &'a mut dyn LinkOps,
+    calls: Vec<String>,
+}
+
+impl LinkOps for CallLog<'_> {
+    fn netns_key(&self) -> &str {
+        self.inner.netns_key()
+    }
+
+    fn links(&mut self) -> Result<Vec<Link>, LinkError> {
+        self.calls.push(String::from("links"));
+        self.inner.links()
+    }
+
+    fn link(&mut self, index: u32) -> Result<Option<Link>, LinkError> {
+        self.calls.push(String::from("link"));
+        self.inner.link(index)
+    }
+
+    fn execute(&mut self, requests: &[Request]) -> Result<Vec<Result<(), Errno>>, LinkError> {
+        for request in requests {
+            let name = match request {
+                Request::SetAddress { .. } => "set-address",
+                _ => "other-request",
+            };
+            self.calls.push(name.to_string());
+        }
+        self.inner.execute(requests)
+    }
+
+    fn ip_addresses(&mut self) -> Result<Vec<IpAddress>, LinkError> {
+        self.calls.push(String::from("ip-addresses"));
+        self.inner.ip_addresses()
+    }
+
+    fn routes(&mut self) -> Result<Vec<Route>, LinkError> {
+        self.calls.push(String::from("routes"));
+        self.inner.routes()
+    }
+}
+
+/// Returns `link` as its notification carries it: rtnetlink's facts only, no driver.
+fn as_notified(mut link: Link) -> Link {
+    link.driver = None;
+    link
+}
+
+#[test]
+fn new_link_changed_before_any_read() {
+    let Some(mut lab) = Lab::new("new_link_changed_before_any_read") else {
+        return;
+    };
+    let mut engine = lab.engine(RANDOM, None);
+
+    // The first link of a kind is read in full before its change.
+    lab.veth("tv0");
+    let first = as_notified(lab.link("tv0"));
+    let mut log = CallLog {
+        inner: &mut lab.handle,
+        calls: Vec::new(),
+    };
+    engine
+        .handle(&mut log, vec![LinkEvent::New(first)])
+        .unwrap();
+    assert_eq!(
+        log.calls.first().map(String::as_str),
+        Some("link"),
+        "{:?}",
+        log.calls
+    );
+    assert_eq!(lab.status("tv0"), Some(LinkStatus::Set));
+
+    // A later link of the same kind is changed from its notification alone, and read after.
+    lab.veth("tv1");
+    let second = as_notified(lab.link("tv1"));
+    let mut log = CallLog {
+        inner: &mut lab.handle,
+        calls: Vec::new(),
+    };
+    let summary = engine
+        .handle(&mut log, vec![LinkEvent::New(second.clone())])
+        .unwrap();
+    assert_eq!(
+        log.calls.first().map(String::as_str),
+        Some("set-address"),
+        "{:?}",
+        log.calls
+    );
+    assert!(
+        log.calls.iter().any(|call| call == "link"),
+        "{:?}",
+        log.calls
+    );
+    assert_eq!(summary.changed, 1, "{summary:?}");
+    assert_ne!(lab.link("tv1").address, second.address);
+    assert_eq!(lab.status("tv1"), Some(LinkStatus::Set));
+
+    // Its reference was recorded before the change, so writing the original back is undone.
+    let original = second.address.unwrap();
+    lab.ns
+        .ip(&["link", "set", "tv1", "address", &original.to_string()]);
+    let written_back = LinkEvent::New(lab.link("tv1"));
+    let undone = engine.handle(&mut lab.handle, vec![written_back]).unwrap();
+    assert_eq!(undone.changed, 1, "{undone:?}");
+    assert_ne!(lab.link("tv1").address, Some(original));
 }
 
 #[test]

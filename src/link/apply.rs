@@ -3,7 +3,8 @@
 //! [`apply`] works in phases so that a thousand links cost a handful of netlink round trips:
 //!
 //! 1. One dump reads every link; references are recorded for links without a permanent
-//!    address before anything changes.
+//!    address before anything changes. [`apply_seen`] skips this phase for a caller that has
+//!    both already.
 //! 2. One batch sends every address change while the links keep their admin state.
 //! 3. Links whose driver refused with EBUSY are cycled one by one when the caller allows it:
 //!    down, set, up. The IP addresses and routes the cycle removed are added back, and those
@@ -175,16 +176,7 @@ pub fn apply(
     changes: &[Change],
     options: &ApplyOptions,
 ) -> Result<Vec<LinkReport>, LinkError> {
-    let mut seen = std::collections::HashSet::new();
-    for change in changes {
-        change.address.validate_assignable()?;
-        if !seen.insert(change.index) {
-            return Err(LinkError::DuplicateChange {
-                index: change.index,
-            });
-        }
-    }
-
+    validate(changes)?;
     let before: HashMap<u32, Link> = ops
         .links()?
         .into_iter()
@@ -195,14 +187,52 @@ pub fn apply(
         .filter_map(|change| before.get(&change.index))
         .collect();
     store.record(ops.netns_key(), &targets)?;
+    Ok(apply_to(ops, &before, changes, options))
+}
 
+/// Does what [`apply`] does, starting from `links` as the caller last saw them (for example in
+/// the kernel's notification of a new link) instead of reading them first. The caller must
+/// have recorded the reference address of every link without a permanent one. A link missing
+/// from `links` is reported as gone. `Err` means nothing was changed: an address is not
+/// assignable or a link is listed twice.
+pub fn apply_seen(
+    ops: &mut dyn LinkOps,
+    links: Vec<Link>,
+    changes: &[Change],
+    options: &ApplyOptions,
+) -> Result<Vec<LinkReport>, LinkError> {
+    validate(changes)?;
+    let before: HashMap<u32, Link> = links.into_iter().map(|link| (link.index, link)).collect();
+    Ok(apply_to(ops, &before, changes, options))
+}
+
+fn validate(changes: &[Change]) -> Result<(), LinkError> {
+    let mut seen = std::collections::HashSet::new();
+    for change in changes {
+        change.address.validate_assignable()?;
+        if !seen.insert(change.index) {
+            return Err(LinkError::DuplicateChange {
+                index: change.index,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Phases 2 to 6, from the links as they were before.
+fn apply_to(
+    ops: &mut dyn LinkOps,
+    before: &HashMap<u32, Link>,
+    changes: &[Change],
+    options: &ApplyOptions,
+) -> Vec<LinkReport> {
     let mut reports = Vec::with_capacity(changes.len());
     let mut pending = Vec::new();
     for change in changes {
         match before.get(&change.index) {
             None => {
                 let mut report = missing_report(change);
-                report.fail(no_device(&format!("index {}", change.index), None, &before));
+                report.fail(no_device(&format!("index {}", change.index), None, before));
                 reports.push(report);
             }
             Some(link) => {
@@ -214,9 +244,9 @@ pub fn apply(
         }
     }
 
-    let (mut acknowledged, busy) = set_live(ops, &mut reports, &pending, &before, options);
+    let (mut acknowledged, busy) = set_live(ops, &mut reports, &pending, before, options);
     if !busy.is_empty() {
-        acknowledged.extend(cycle(ops, &mut reports, &busy, &before, options));
+        acknowledged.extend(cycle(ops, &mut reports, &busy, before, options));
     }
     let after = read_back(ops, &mut reports, &acknowledged);
     if let Some(after) = after {
@@ -225,7 +255,7 @@ pub fn apply(
     if options.after_failure == AfterFailure::StayDown {
         take_down_failed(ops, &mut reports);
     }
-    Ok(reports)
+    reports
 }
 
 fn missing_report(change: &Change) -> LinkReport {
@@ -326,6 +356,20 @@ fn set_live(
                         log::debug!("{}: busy while up, cycling it", report.name);
                         busy.push(position);
                     }
+                    // The state read before may be older than the link: another program may
+                    // have raised it since.
+                    Err(errno)
+                        if errno.0 == libc::EBUSY
+                            && options.cycle
+                            && raised_since(ops, report.index) =>
+                    {
+                        log::debug!(
+                            "{}: busy, raised since it was read; cycling it",
+                            report.name
+                        );
+                        report.was_up = true;
+                        busy.push(position);
+                    }
                     Err(errno) => {
                         let error = errno_error(
                             errno,
@@ -341,6 +385,14 @@ fn set_live(
         }
     }
     (acknowledged, busy)
+}
+
+/// Returns whether the link is administratively up now; false when it cannot be read.
+fn raised_since(ops: &mut dyn LinkOps, index: u32) -> bool {
+    ops.link(index)
+        .ok()
+        .flatten()
+        .is_some_and(|link| link.admin_up)
 }
 
 /// Runs `requests` and returns their results, or the socket error as one error per request.
