@@ -13,7 +13,8 @@
 //!   zero frames with an original address: for links renamed by a `.link` file with the rule
 //!   alone, then over 200 links with the daemon running, then over 200 more while the daemon is
 //!   restarted. Links the policy does not select leak in the same set-up, which shows that the
-//!   capture would see a leak.
+//!   capture would see a leak. The daemon must also log no failed change on those runs: the
+//!   helper's address is not a driver that ignores changes.
 //! - Without udev, the manager raises each link the moment the kernel announces it, racing the
 //!   daemon, which reacts to the same announcement. No user-space program can always win that
 //!   race, so the test only prints how many links leaked and for how long, and asserts a sanity
@@ -147,6 +148,9 @@ struct Report {
     restart: Option<(usize, usize)>,
     /// Errors the daemon logged during the run.
     daemon_errors: usize,
+    /// The daemon's log lines of the run that call a working link's change failed: a driver
+    /// that ignores address changes, or a link left down after a failed change.
+    change_failures: Vec<String>,
 }
 
 impl Report {
@@ -188,6 +192,9 @@ impl Report {
         );
         if self.daemon_errors > 0 {
             let _ = write!(text, "; the daemon logged {} errors", self.daemon_errors);
+        }
+        if !self.change_failures.is_empty() {
+            let _ = write!(text, " ({} failed changes)", self.change_failures.len());
         }
         if let Some((stopped, ready)) = self.restart {
             let _ = write!(
@@ -234,6 +241,7 @@ impl Report {
 /// when the policy selects it, or after `TRANSMIT_TIMEOUT`.
 fn run(lab: &mut LinkLab, capture: &Capture, plan: &Plan) -> Report {
     let daemon_errors_before = daemon_errors(lab);
+    let change_failures_before = change_failures(lab).len();
     let started = Instant::now();
     let mut alive: Vec<TestLink> = Vec::new();
     let mut finished: Vec<TestLink> = Vec::new();
@@ -339,7 +347,21 @@ fn run(lab: &mut LinkLab, capture: &Capture, plan: &Plan) -> Report {
         elapsed,
         restart,
         daemon_errors: daemon_errors(lab) - daemon_errors_before,
+        change_failures: change_failures(lab).split_off(change_failures_before),
     }
+}
+
+/// Returns the daemon's log lines, all instances so far, that report a failed change: the
+/// driver ignoring it, or the link left down because of it.
+fn change_failures(lab: &LinkLab) -> Vec<String> {
+    lab.daemon_log()
+        .lines()
+        .filter(|line| {
+            line.contains("ignores address changes")
+                || line.contains("left down because its address could not be changed")
+        })
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Counts the errors in the daemon's log, all instances so far.
@@ -504,6 +526,15 @@ fn new_links_never_leak_with_udev() {
             plan.label,
             silent.len(),
             Report::describe(&silent)
+        );
+        // The daemon and the rule's helper act on the same new links. Neither may mistake
+        // the other's address for a driver that ignores changes and take the link down.
+        assert!(
+            report.change_failures.is_empty(),
+            "{}: the daemon reported {} failed changes on working links:\n{}",
+            plan.label,
+            report.change_failures.len(),
+            report.change_failures.join("\n")
         );
         if let Some((_, ready)) = report.restart {
             assert!(

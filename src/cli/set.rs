@@ -467,6 +467,14 @@ fn print_reports(
         let (result, error) = match &report.outcome {
             Outcome::Changed => ("changed", None),
             Outcome::Unchanged => ("unchanged", None),
+            Outcome::Superseded(_) => (
+                "superseded",
+                Some(String::from(
+                    "another program changed the address right after macveil did; the link \
+                     keeps the address shown as new. Stop that program, or let it choose the \
+                     address, and run the command again",
+                )),
+            ),
             Outcome::Failed(error) => (
                 "failed",
                 Some(shown_text(&error.to_string(), plan.baseline, args.reveal)),
@@ -500,7 +508,12 @@ fn print_reports(
     }
 
     out.flush()?;
-    let failed = reports.iter().filter(|report| report.failed()).count() + unrestorable.len();
+    // A superseded change did not give the link the requested address either.
+    let failed = reports
+        .iter()
+        .filter(|report| !matches!(report.outcome, Outcome::Changed | Outcome::Unchanged))
+        .count()
+        + unrestorable.len();
     if failed == 0 {
         return Ok(Status::Success);
     }

@@ -16,6 +16,10 @@
 //!   link. A link that is down gets the address in place. A link that is up is taken down,
 //!   changed and brought back up, except a link the daemon spares: one found up at the daemon's
 //!   first start of the boot, when the operator did not ask to change running links.
+//! - A new link that is down with the address it must hide is left to macveil's udev rule while
+//!   udev has not finished with it, because the daemon and the rule's helper would otherwise
+//!   both change it at once. If anything raises it with that address first, the rule above
+//!   takes it down and changes it.
 //! - A link whose policy address cannot be derived yet (the secret key is unreadable) is taken
 //!   down when it is up with the address it must hide, and otherwise waits.
 //! - A link whose hardware address keeps coming back is left down after a few undo attempts per
@@ -79,6 +83,8 @@ pub struct Context {
     pub spare_running_links: bool,
     /// Another program (NetworkManager) manages this link's address with a policy of its own.
     pub managed_elsewhere: bool,
+    /// udev has not finished with this link yet, and macveil's udev rule will set its address.
+    pub udev_pending: bool,
 }
 
 /// The action for one link.
@@ -97,6 +103,9 @@ pub enum Action {
     GiveUp,
     /// The policy address cannot be derived yet: take the link down until it can.
     HoldDown,
+    /// The link is down and macveil's udev rule is about to set its address: leave it to the
+    /// rule.
+    AwaitUdev,
 }
 
 /// A random address to use for the next activation, drawn by the caller only when needed.
@@ -155,6 +164,9 @@ pub fn decide(
     if link.is_up && context.spare_running_links {
         return Action::ReportExposed;
     }
+    if !link.is_up && context.udev_pending {
+        return Action::AwaitUdev;
+    }
     if intent == Intent::Blocked {
         return if link.is_up {
             Action::HoldDown
@@ -197,6 +209,7 @@ mod tests {
         Context {
             spare_running_links: false,
             managed_elsewhere: false,
+            udev_pending: false,
         }
     }
 
@@ -233,6 +246,39 @@ mod tests {
     }
 
     #[test]
+    fn new_down_link_left_to_udev_rule() {
+        let context = Context {
+            udev_pending: true,
+            ..enforce()
+        };
+        let down = run(
+            Trigger::Appeared,
+            link(false, HARDWARE),
+            Intent::Fixed(STABLE),
+            context,
+        );
+        assert_eq!(down, Action::AwaitUdev);
+
+        // Raised with the address it must hide before the rule ran: undone at once.
+        let raised = run(
+            Trigger::Changed,
+            link(true, HARDWARE),
+            Intent::Fixed(STABLE),
+            context,
+        );
+        assert_eq!(raised, Action::Cycle(STABLE));
+
+        // The rule's own address is not fought.
+        let set_by_rule = run(
+            Trigger::Changed,
+            link(false, OTHER),
+            Intent::Random,
+            context,
+        );
+        assert_eq!(set_by_rule, Action::None);
+    }
+
+    #[test]
     fn exposed_up_link_is_cycled() {
         let action = run(
             Trigger::Changed,
@@ -248,6 +294,7 @@ mod tests {
         let context = Context {
             spare_running_links: true,
             managed_elsewhere: false,
+            udev_pending: false,
         };
         let at_startup = run(
             Trigger::Dump,
@@ -379,6 +426,7 @@ mod tests {
             Context {
                 spare_running_links: true,
                 managed_elsewhere: false,
+                udev_pending: false,
             },
         );
         assert_eq!(spared, Action::ReportExposed);
@@ -389,6 +437,7 @@ mod tests {
         let context = Context {
             spare_running_links: false,
             managed_elsewhere: true,
+            udev_pending: false,
         };
         let action = run(
             Trigger::WentDown,

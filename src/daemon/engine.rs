@@ -30,8 +30,9 @@ use super::nm::DeviceStates;
 use super::scoped::Scoped;
 use super::state::{LinkRecord, LinkStatus, RecordStore, RecordUpdate, Writer, now_seconds};
 use super::target::{self, Keys, Plan, Shared};
+use super::udev::UdevView;
 use crate::addr::MacAddr;
-use crate::config::{Config, LinkPolicy, OnFailure, Source};
+use crate::config::{Config, LinkFacts, LinkPolicy, OnFailure, Source};
 use crate::link::apply::{self, AfterFailure, ApplyOptions, Change, LinkReport, Outcome};
 use crate::link::state::{Baseline, ReferenceStore, References};
 use crate::link::{Link, LinkError, LinkEvent, LinkOps, Request};
@@ -60,6 +61,9 @@ pub struct Settings {
     pub sysfs_net: Option<PathBuf>,
     /// NetworkManager's device state files, when the links are in the caller's namespace.
     pub nm_devices: Option<DeviceStates>,
+    /// udev's view of the links, when the links are in the caller's namespace and the engine
+    /// leaves new links to macveil's udev rule. The udev helper itself has none.
+    pub udev: Option<UdevView>,
     /// The program that writes the link records.
     pub writer: Writer,
 }
@@ -135,7 +139,21 @@ pub struct Engine {
     records: RecordStore,
     netns: String,
     known: HashMap<u32, Known>,
+    /// What sysfs and ethtool reported for virtual links of each `IFLA_INFO_KIND`, so that a
+    /// new link of a kind seen before is changed from its notification alone. `None` marks a
+    /// kind whose links differed.
+    kinds: HashMap<String, Option<KindFacts>>,
+    /// The links of the current pass that come straight from their notification, whose facts
+    /// come from `kinds`.
+    notified: HashSet<u32>,
     rng: Box<dyn RandomSource>,
+}
+
+/// The facts a virtual link's notification lacks, as links of its kind had them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KindFacts {
+    driver: Option<String>,
+    driver_version: Option<String>,
 }
 
 impl Engine {
@@ -158,6 +176,8 @@ impl Engine {
             keys,
             boot_id,
             known: HashMap::new(),
+            kinds: HashMap::new(),
+            notified: HashSet::new(),
             rng,
         }
     }
@@ -220,6 +240,7 @@ impl Engine {
         events: Vec<LinkEvent>,
     ) -> Result<Summary, LinkError> {
         let mut pending: BTreeMap<u32, Trigger> = BTreeMap::new();
+        let mut latest: HashMap<u32, Link> = HashMap::new();
         let mut removed = Vec::new();
         let mut renamed = Vec::new();
 
@@ -229,24 +250,117 @@ impl Engine {
                     let trigger = self.observe(&link, &mut renamed);
                     let entry = pending.entry(link.index).or_insert(trigger);
                     *entry = stronger(*entry, trigger);
+                    latest.insert(link.index, link);
                 }
                 LinkEvent::Removed { index, name } => {
                     self.known.remove(&index);
                     pending.remove(&index);
+                    latest.remove(&index);
                     removed.push((index, name));
                 }
             }
         }
         self.carry_references(ops, &renamed)?;
 
+        // A new link whose notification contains every fact its policy needs is changed from
+        // it before anything else is read, because a program that raises new links at once
+        // races this change.
         let mut work = Vec::with_capacity(pending.len());
+        let mut notified = HashSet::new();
         for (index, trigger) in pending {
+            let seen = latest.remove(&index);
+            if let Some(link) =
+                seen.filter(|link| trigger == Trigger::Appeared && self.knows_kind(link))
+            {
+                notified.insert(index);
+                work.push((link, trigger));
+                continue;
+            }
             // A link removed since its notification has a removal notification queued.
             if let Some(link) = ops.link(index)? {
                 work.push((link, trigger));
             }
         }
-        self.process(ops, work, removed)
+        self.notified = notified;
+        let summary = self.process(ops, work, removed);
+        let notified = std::mem::take(&mut self.notified);
+        let mut summary = summary?;
+        if !notified.is_empty() {
+            summary.add(self.check_notified(ops, notified)?);
+        }
+        Ok(summary)
+    }
+
+    /// Returns whether `link` is a virtual link of a kind whose facts are known, so that its
+    /// notification gives everything its policy depends on.
+    fn knows_kind(&self, link: &Link) -> bool {
+        virtual_kind(link).is_some_and(|kind| matches!(self.kinds.get(kind), Some(Some(_))))
+    }
+
+    /// Reads the links that were changed from their notification in full, now that the change
+    /// is made, and handles one again when its kind's facts did not hold for it.
+    fn check_notified(
+        &mut self,
+        ops: &mut dyn LinkOps,
+        notified: HashSet<u32>,
+    ) -> Result<Summary, LinkError> {
+        let mut work = Vec::new();
+        for index in notified {
+            let Some(link) = ops.link(index)? else {
+                continue;
+            };
+            let expected = virtual_kind(&link).and_then(|kind| self.kinds.get(kind).cloned());
+            let facts = facts::of(&link, None, self.settings.sysfs_net.as_deref());
+            let found = KindFacts {
+                driver: facts.driver.clone(),
+                driver_version: facts.driver_version.clone(),
+            };
+            if facts.device.is_none() && expected == Some(Some(found)) {
+                continue;
+            }
+            // NOTE: the link keeps the address its notification's policy gave it unless the
+            // full facts make it exposed. No kind with two drivers is known to this code.
+            log::warn!(
+                "{}: its driver or device differs from earlier links of its kind; handling it \
+                 again with every fact",
+                link.name
+            );
+            if let Some(kind) = virtual_kind(&link) {
+                self.kinds.insert(kind.to_string(), None);
+            }
+            work.push((link, Trigger::Changed));
+        }
+        self.process(ops, work, Vec::new())
+    }
+
+    /// Builds the facts of `link` for its policy: from sysfs, or for a link taken from its
+    /// notification, from earlier links of its kind. Facts read from sysfs teach the kind's.
+    fn facts_of(&mut self, link: &Link, reference: Option<MacAddr>) -> LinkFacts {
+        if self.notified.contains(&link.index) {
+            let known = virtual_kind(link).and_then(|kind| self.kinds.get(kind).cloned().flatten());
+            let mut facts = facts::of(link, reference, None);
+            if let Some(known) = known {
+                facts.driver = known.driver;
+                facts.driver_version = known.driver_version;
+            }
+            return facts;
+        }
+
+        let facts = facts::of(link, reference, self.settings.sysfs_net.as_deref());
+        if let Some(kind) = virtual_kind(link).filter(|_| facts.device.is_none()) {
+            let found = KindFacts {
+                driver: facts.driver.clone(),
+                driver_version: facts.driver_version.clone(),
+            };
+            let entry = self
+                .kinds
+                .entry(kind.to_string())
+                .or_insert(Some(found.clone()));
+            if entry.as_ref().is_some_and(|known| *known != found) {
+                *entry = None;
+            }
+        }
+        facts
     }
 
     /// Reads every link again after notifications were lost, and handles each one as if its
@@ -418,20 +532,46 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs one pass over `work` and drops the records of the `removed` links.
+    /// Runs one pass over `work` and drops the records of the `removed` links. A link whose
+    /// change another program superseded with the address it must hide is looked at once more,
+    /// as it is then.
     fn process(
         &mut self,
         ops: &mut dyn LinkOps,
         work: Vec<(Link, Trigger)>,
         removed: Vec<(u32, String)>,
     ) -> Result<Summary, LinkError> {
+        let (mut summary, again) = self.process_once(ops, work, removed)?;
+        if again.is_empty() {
+            return Ok(summary);
+        }
+        let mut work = Vec::with_capacity(again.len());
+        for index in again {
+            if let Some(link) = ops.link(index)? {
+                work.push((link, Trigger::Changed));
+            }
+        }
+        let (second, _) = self.process_once(ops, work, Vec::new())?;
+        summary.add(second);
+        Ok(summary)
+    }
+
+    /// Runs one pass and returns its summary and the links to look at again: those another
+    /// program gave back the address they must hide while macveil changed them. They are
+    /// neither counted nor recorded in this pass.
+    fn process_once(
+        &mut self,
+        ops: &mut dyn LinkOps,
+        work: Vec<(Link, Trigger)>,
+        removed: Vec<(u32, String)>,
+    ) -> Result<(Summary, Vec<u32>), LinkError> {
         let mut update = RecordUpdate {
             upsert: Vec::new(),
             remove: removed,
         };
         if work.is_empty() {
             self.records.update(&self.netns, &update, None)?;
-            return Ok(Summary::default());
+            return Ok((Summary::default(), Vec::new()));
         }
 
         let references = self.references_for(&work)?;
@@ -439,8 +579,21 @@ impl Engine {
         let reports = self.execute(ops, &mut items)?;
 
         let mut summary = Summary::default();
+        let mut again = Vec::new();
         for item in &items {
             let report = reports.get(&item.link.index);
+            if item.action == Action::AwaitUdev {
+                // The rule's helper records the link; a record here would race with its own.
+                log::debug!("{}: left to the udev rule", item.link.name);
+                continue;
+            }
+            let hidden = item.baseline.address();
+            if let Some(Outcome::Superseded(current)) = report.map(|report| &report.outcome) {
+                if hidden == Some(*current) {
+                    again.push(item.link.index);
+                    continue;
+                }
+            }
             let (record, counted) = self.conclude(item, report);
             summary.add(counted);
             let known = self.known.entry(item.link.index).or_default();
@@ -455,7 +608,7 @@ impl Engine {
             update.upsert.push(record);
         }
         self.records.update(&self.netns, &update, None)?;
-        Ok(summary)
+        Ok((summary, again))
     }
 
     /// Loads the references and records one for each managed link that has neither a permanent
@@ -476,7 +629,7 @@ impl Engine {
                 continue;
             }
             // At first sight the reference is the current address.
-            let facts = facts::of(link, link.address, self.settings.sysfs_net.as_deref());
+            let facts = self.facts_of(link, link.address);
             if self.config.policy_for(&facts).managed {
                 missing.push(link);
             }
@@ -499,7 +652,7 @@ impl Engine {
                 Baseline::Reference(address) => Some(address),
                 _ => None,
             };
-            let facts = facts::of(&link, reference, self.settings.sysfs_net.as_deref());
+            let facts = self.facts_of(&link, reference);
             let policy = self.config.policy_for(&facts);
             let plan = target::plan(
                 &policy,
@@ -522,11 +675,21 @@ impl Engine {
                 || (known.spared && !self.settings.now && !policy.apply_to_running.value);
             let context = Context {
                 spare_running_links: spare,
-                managed_elsewhere: self
-                    .settings
-                    .nm_devices
-                    .as_ref()
-                    .is_some_and(|states| states.is_managed(link.index)),
+                // Only the rotation of a link that is not exposed depends on it.
+                managed_elsewhere: !exposed
+                    && self
+                        .settings
+                        .nm_devices
+                        .as_ref()
+                        .is_some_and(|states| states.is_managed(link.index)),
+                // Only a link that is down and exposed can be left to the rule.
+                udev_pending: !link.admin_up
+                    && exposed
+                    && self
+                        .settings
+                        .udev
+                        .as_ref()
+                        .is_some_and(|udev| udev.rule_pending(link.index)),
             };
 
             if trigger == Trigger::Appeared {
@@ -630,7 +793,22 @@ impl Engine {
                 cycle: true,
                 after_failure,
             };
-            let results = if changes.len() <= SCOPED_PASS_MAX {
+            let seen: Option<Vec<Link>> = changes
+                .iter()
+                .map(|change| {
+                    items
+                        .iter()
+                        .find(|item| item.link.index == change.index)
+                        .filter(|item| self.notified.contains(&item.link.index))
+                        .map(|item| item.link.clone())
+                })
+                .collect();
+            let results = if let Some(seen) = seen {
+                // Links taken from their notification, whose references were just recorded.
+                let mut forced = ForcedCycle::new(ops, cycled);
+                let references = self.references_cache.clone().unwrap_or_default();
+                apply::apply_seen(&mut forced, seen, &references, &changes, &options)?
+            } else if changes.len() <= SCOPED_PASS_MAX {
                 let indexes = changes.iter().map(|change| change.index).collect();
                 let mut scoped = Scoped::new(ops, indexes);
                 let mut forced = ForcedCycle::new(&mut scoped, cycled);
@@ -802,6 +980,8 @@ impl Engine {
             (Action::None, _) => {
                 self.conclude_unchanged(item, exposed, &mut record, &mut summary);
             }
+            // `process_once` records nothing for a link left to the udev rule.
+            (Action::AwaitUdev, _) => {}
         }
 
         if record.status == LinkStatus::Failed && !stays_down {
@@ -872,6 +1052,22 @@ impl Engine {
                 if !report.lost.is_empty() {
                     record.detail = Some(format!("the cycle lost {}", report.lost.join(", ")));
                 }
+            }
+            Outcome::Superseded(current) => {
+                // Another program (the udev helper, when both act on a new link) set its own
+                // address while this change was in flight. The link is not exposed, because
+                // `process_once` checked that, and replacing one anonymized address with
+                // another gains no privacy.
+                record.status = LinkStatus::Kept;
+                record.address = Some(current.to_string());
+                record.detail = Some(format!(
+                    "another program set {current} right after macveil set its {} address {}",
+                    item.plan.label, report.requested
+                ));
+                log::info!(
+                    "{name}: another program set {current} right after macveil set {}; keeping it",
+                    report.requested
+                );
             }
             Outcome::Failed(error) => {
                 let stays_down = failure_mode(&item.policy) == AfterFailure::StayDown;
@@ -1034,6 +1230,14 @@ impl Engine {
             address.redacted()
         }
     }
+}
+
+/// Returns the `IFLA_INFO_KIND` of a virtual Ethernet link, which its notification contains.
+/// A link without one (a physical card, Wi-Fi) needs sysfs to tell what it is.
+fn virtual_kind(link: &Link) -> Option<&str> {
+    link.info_kind
+        .as_deref()
+        .filter(|_| link.link_type == crate::link::ARPHRD_ETHER && !link.wireless)
 }
 
 /// Returns the stronger of two triggers for the same link within one batch.

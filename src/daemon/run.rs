@@ -26,6 +26,7 @@ use super::notify::notify;
 use super::signals::{Request, Signals};
 use super::state::{BootMarker, Writer, now_seconds};
 use super::target::Keys;
+use super::udev::UdevView;
 use crate::config::{Config, ConfigErrors, ConfigPaths, LoadOptions};
 use crate::generate::stable_id::{self, BOOT_ID_PATH};
 use crate::link::{LinkError, LinkEvent, LinkHandle, LinkMonitor, LinkOps, Netns};
@@ -151,6 +152,7 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
         never_cycle: false,
         sysfs_net: own_namespace.then(|| PathBuf::from("/sys/class/net")),
         nm_devices: own_namespace.then(|| DeviceStates::new(&options.nm_devices_dir)),
+        udev: own_namespace.then(|| UdevView::new("/")),
         writer: Writer::Daemon,
     };
     let keys = Keys::new(&options.key_path);

@@ -21,6 +21,7 @@
 //! runs out of time: an alarm prints those lines and exits.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use super::engine::{Engine, Settings};
 use super::nm::DeviceStates;
@@ -39,6 +40,56 @@ pub const TIME_LIMIT_SECS: u32 = 10;
 /// The `ID_NET_MANAGED_BY` value that keeps systemd-networkd off a link macveil could not
 /// anonymize.
 pub const MANAGED_BY_HELD: &str = "io.macveil.held-down";
+
+/// The file name of macveil's udev rule.
+pub const RULE_NAME: &str = "81-macveil.rules";
+
+/// udev's rules folders, in the order in which a file of one shadows the same name in the next
+/// (systemd 252, `udev-rules.c`).
+const RULES_DIRS: [&str; 5] = [
+    "etc/udev/rules.d",
+    "run/udev/rules.d",
+    "usr/local/lib/udev/rules.d",
+    "usr/lib/udev/rules.d",
+    "lib/udev/rules.d",
+];
+
+/// The udev files the daemon checks: whether udev runs, whether macveil's rule is installed,
+/// and which links udev has finished with. The daemon leaves a new link that is down to the rule
+/// while udev is still processing it, so that the two do not change its address at once.
+#[derive(Debug, Clone)]
+pub struct UdevView {
+    root: PathBuf,
+}
+
+impl UdevView {
+    /// Looks at udev's files under `root`, normally `/`.
+    pub fn new(root: impl Into<PathBuf>) -> UdevView {
+        UdevView { root: root.into() }
+    }
+
+    /// Returns whether macveil's rule will set the address of link `index`. That is the case
+    /// when udev runs (its control socket `/run/udev/control` exists) and the rule is installed
+    /// and not masked. udev must also not have written the link's database entry
+    /// (`/run/udev/data/n<index>`) yet, which it does after the rule ran.
+    pub fn rule_pending(&self, index: u32) -> bool {
+        let runs = self.root.join("run/udev/control").exists();
+        let initialized = self.root.join(format!("run/udev/data/n{index}")).exists();
+        runs && !initialized && self.rule_installed()
+    }
+
+    /// Returns whether the rule file that udev reads is a non-empty file: an empty file or a
+    /// link to /dev/null of the same name in a folder read first masks it.
+    fn rule_installed(&self) -> bool {
+        let found = RULES_DIRS
+            .iter()
+            .map(|dir| self.root.join(dir).join(RULE_NAME))
+            .find(|path| path.symlink_metadata().is_ok());
+        found
+            .and_then(|path| path.metadata().ok())
+            .is_some_and(|metadata| metadata.is_file() && metadata.len() > 0)
+    }
+}
 
 /// The alarm's output when the helper runs out of time.
 const TIMEOUT_OUTPUT: &str =
@@ -141,8 +192,9 @@ pub fn apply_new_link(options: &Options, ifindex: u32, name: &str) -> UdevOutput
         reveal: options.reveal,
         first_start: false,
         never_cycle: true,
-        sysfs_net: own_namespace.then(|| std::path::PathBuf::from("/sys/class/net")),
+        sysfs_net: own_namespace.then(|| PathBuf::from("/sys/class/net")),
         nm_devices: own_namespace.then(|| DeviceStates::new(&options.nm_devices_dir)),
+        udev: None,
         writer: Writer::Udev,
     };
     let keys = Keys::new(&options.key_path);
@@ -226,6 +278,34 @@ mod tests {
             text.contains(&format!("ID_NET_MANAGED_BY={MANAGED_BY_HELD}\n")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn rule_pending_until_udev_initializes_link() {
+        let root = tempfile::tempdir().unwrap();
+        let view = UdevView::new(root.path());
+        let run_udev = root.path().join("run/udev");
+        std::fs::create_dir_all(run_udev.join("data")).unwrap();
+        std::fs::create_dir_all(run_udev.join("rules.d")).unwrap();
+        std::fs::write(
+            run_udev.join("rules.d").join(RULE_NAME),
+            "IMPORT{program}=\"x\"\n",
+        )
+        .unwrap();
+        assert!(!view.rule_pending(7), "udev does not run");
+
+        std::fs::write(run_udev.join("control"), "").unwrap();
+        assert!(view.rule_pending(7));
+
+        std::fs::write(run_udev.join("data/n7"), "I:1\n").unwrap();
+        assert!(!view.rule_pending(7), "udev has finished with the link");
+        assert!(view.rule_pending(8));
+
+        // An empty file of the same name in /etc masks the rule.
+        let etc = root.path().join("etc/udev/rules.d");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(etc.join(RULE_NAME), "").unwrap();
+        assert!(!view.rule_pending(8), "the masked rule sets nothing");
     }
 
     #[test]

@@ -3,13 +3,16 @@
 //! [`apply`] works in phases so that a thousand links cost a handful of netlink round trips:
 //!
 //! 1. One dump reads every link; references are recorded for links without a permanent
-//!    address before anything changes.
+//!    address before anything changes. [`apply_seen`] skips this phase for a caller that has
+//!    both already.
 //! 2. One batch sends every address change while the links keep their admin state.
 //! 3. Links whose driver refused with EBUSY are cycled one by one when the caller allows it:
 //!    down, set, up. The IP addresses and routes the cycle removed are added back, and those
 //!    that cannot be are listed in the report.
 //! 4. One dump reads every link again. An acknowledged change that the link does not show is a
-//!    failure ([`LinkError::NotChanged`]).
+//!    failure ([`LinkError::NotChanged`]) when the link still has its old address or none. A
+//!    third address means another program changed it after this change ([`Outcome::Superseded`]),
+//!    which is not a failure.
 //! 5. One batch removes the IPv6 addresses derived from the old hardware addresses
 //!    ([`super::ipv6`]).
 //! 6. With [`AfterFailure::StayDown`], every link whose address could not be changed is left
@@ -27,7 +30,7 @@ use super::ipv6;
 use super::ops::LinkOps;
 use super::redact;
 use super::rtnl::{RTPROT_KERNEL, RTPROT_RA, Request, Route};
-use super::state::{Baseline, ReferenceStore};
+use super::state::{Baseline, ReferenceStore, References};
 use super::{IpAddress, Link};
 use crate::addr::MacAddr;
 
@@ -75,6 +78,11 @@ pub enum Outcome {
     Changed,
     /// The link already had the requested address; nothing was sent.
     Unchanged,
+    /// The change was acknowledged, but the link then reported this third address, neither the
+    /// old nor the requested one: another program (a udev helper, a network manager) set its
+    /// own address after this change. The driver did change the address, so this is not a
+    /// failure, and the caller decides whether the new address is acceptable.
+    Superseded(MacAddr),
     /// The address could not be changed, or the change left something exposed.
     Failed(LinkError),
 }
@@ -173,16 +181,7 @@ pub fn apply(
     changes: &[Change],
     options: &ApplyOptions,
 ) -> Result<Vec<LinkReport>, LinkError> {
-    let mut seen = std::collections::HashSet::new();
-    for change in changes {
-        change.address.validate_assignable()?;
-        if !seen.insert(change.index) {
-            return Err(LinkError::DuplicateChange {
-                index: change.index,
-            });
-        }
-    }
-
+    validate(changes)?;
     let before: HashMap<u32, Link> = ops
         .links()?
         .into_iter()
@@ -193,29 +192,70 @@ pub fn apply(
         .filter_map(|change| before.get(&change.index))
         .collect();
     let references = store.record(ops.netns_key(), &targets)?;
+    Ok(apply_to(ops, &before, changes, options, &references))
+}
 
+/// Does what [`apply`] does, starting from `links` as the caller last saw them (for example in
+/// the kernel's notification of a new link) instead of reading them first. The caller must
+/// have recorded the reference address of every link without a permanent one. A link missing
+/// from `links` is reported as gone. `references` gives each report the address it must hide,
+/// so that logs and reports can redact it. `Err` means nothing was changed: an address is not
+/// assignable or a link is listed twice.
+pub fn apply_seen(
+    ops: &mut dyn LinkOps,
+    links: Vec<Link>,
+    references: &References,
+    changes: &[Change],
+    options: &ApplyOptions,
+) -> Result<Vec<LinkReport>, LinkError> {
+    validate(changes)?;
+    let before: HashMap<u32, Link> = links.into_iter().map(|link| (link.index, link)).collect();
+    Ok(apply_to(ops, &before, changes, options, references))
+}
+
+fn validate(changes: &[Change]) -> Result<(), LinkError> {
+    let mut seen = std::collections::HashSet::new();
+    for change in changes {
+        change.address.validate_assignable()?;
+        if !seen.insert(change.index) {
+            return Err(LinkError::DuplicateChange {
+                index: change.index,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Phases 2 to 6, from the links as they were before.
+fn apply_to(
+    ops: &mut dyn LinkOps,
+    before: &HashMap<u32, Link>,
+    changes: &[Change],
+    options: &ApplyOptions,
+    references: &References,
+) -> Vec<LinkReport> {
     let mut reports = Vec::with_capacity(changes.len());
     let mut pending = Vec::new();
     for change in changes {
         match before.get(&change.index) {
             None => {
                 let mut report = missing_report(change);
-                report.fail(no_device(&format!("index {}", change.index), None, &before));
+                report.fail(no_device(&format!("index {}", change.index), None, before));
                 reports.push(report);
             }
             Some(link) => {
                 if link.address != Some(change.address) {
                     pending.push(reports.len());
                 }
-                let hidden = Baseline::of(link, ops.netns_key(), &references).address();
+                let hidden = Baseline::of(link, ops.netns_key(), references).address();
                 reports.push(LinkReport::new(link, change.address, hidden));
             }
         }
     }
 
-    let (mut acknowledged, busy) = set_live(ops, &mut reports, &pending, &before, options);
+    let (mut acknowledged, busy) = set_live(ops, &mut reports, &pending, before, options);
     if !busy.is_empty() {
-        acknowledged.extend(cycle(ops, &mut reports, &busy, &before, options));
+        acknowledged.extend(cycle(ops, &mut reports, &busy, before, options));
     }
     let after = read_back(ops, &mut reports, &acknowledged);
     if let Some(after) = after {
@@ -224,7 +264,7 @@ pub fn apply(
     if options.after_failure == AfterFailure::StayDown {
         take_down_failed(ops, &mut reports);
     }
-    Ok(reports)
+    reports
 }
 
 fn missing_report(change: &Change) -> LinkReport {
@@ -326,6 +366,20 @@ fn set_live(
                         log::debug!("{}: busy while up, cycling it", report.name);
                         busy.push(position);
                     }
+                    // The state read before may be older than the link: another program may
+                    // have raised it since.
+                    Err(errno)
+                        if errno.0 == libc::EBUSY
+                            && options.cycle
+                            && raised_since(ops, report.index) =>
+                    {
+                        log::debug!(
+                            "{}: busy, raised since it was read; cycling it",
+                            report.name
+                        );
+                        report.was_up = true;
+                        busy.push(position);
+                    }
                     Err(errno) => {
                         let error = errno_error(
                             errno,
@@ -341,6 +395,14 @@ fn set_live(
         }
     }
     (acknowledged, busy)
+}
+
+/// Returns whether the link is administratively up now; false when it cannot be read.
+fn raised_since(ops: &mut dyn LinkOps, index: u32) -> bool {
+    ops.link(index)
+        .ok()
+        .flatten()
+        .is_some_and(|link| link.admin_up)
 }
 
 /// Runs `requests` and returns their results, or the socket error as one error per request.
@@ -676,6 +738,15 @@ fn read_back(
                 redact::mac(report.requested, report.hidden, false)
             );
             report.outcome = Outcome::Changed;
+        } else if let Some(current) = link.address.filter(|current| Some(*current) != report.old) {
+            // A driver that ignores the change keeps the old address. A third one was written
+            // by someone else between the acknowledgement and this read.
+            log::debug!(
+                "{}: another program set {current} after the change to {}",
+                report.name,
+                report.requested
+            );
+            report.outcome = Outcome::Superseded(current);
         } else {
             let error = LinkError::NotChanged {
                 ifname: report.name.clone(),
@@ -700,7 +771,10 @@ fn remove_derived_ipv6(
     let changed: Vec<usize> = reports
         .iter()
         .enumerate()
-        .filter(|(_, report)| matches!(report.outcome, Outcome::Changed) && report.old.is_some())
+        .filter(|(_, report)| {
+            let changed = matches!(report.outcome, Outcome::Changed | Outcome::Superseded(_));
+            changed && report.old.is_some()
+        })
         .map(|(position, _)| position)
         .collect();
     if changed.is_empty() {
@@ -722,10 +796,11 @@ fn remove_derived_ipv6(
     let mut owners = Vec::new();
     for position in changed {
         let report = &reports[position];
-        let (Some(link), Some(old)) = (after.get(&report.index), report.old) else {
+        let (Some(link), Some(old), Some(new)) = (after.get(&report.index), report.old, report.new)
+        else {
             continue;
         };
-        let plan = ipv6::plan_cleanup(link, old, report.requested, &ips);
+        let plan = ipv6::plan_cleanup(link, old, new, &ips);
         if let Some(add) = plan.add {
             requests.push(Request::AddIp(add));
             owners.push(position);

@@ -1,7 +1,8 @@
 //! A [`LinkOps`] wrapper for tests that makes a real namespace behave in ways this kernel's
 //! virtual links never do. It can make a driver reject changes while up (EBUSY), acknowledge a
-//! change and keep its address, lose a link between two requests, or report a permanent
-//! address. Everything else goes to the real kernel.
+//! change and keep its address, lose a link between two requests, let another program change
+//! the address right after a change, or report a permanent address. Everything else goes to the
+//! real kernel.
 //!
 //! Compiled only for tests, so the shipped binary cannot reach it.
 
@@ -22,6 +23,9 @@ pub enum Fault {
     /// The closure runs before the first `SetAddress` reaches the kernel; tests use it to
     /// delete the link.
     BeforeSet(Box<dyn FnMut()>),
+    /// The closure runs after the first `SetAddress` reached the kernel; tests use it to act
+    /// as another program that sets its own address at the same time.
+    AfterSet(Box<dyn FnMut()>),
     /// The link reports this permanent address.
     Permanent(MacAddr),
 }
@@ -69,7 +73,7 @@ impl<'a> FaultyLinks<'a> {
                     Fault::BusyWhileUp => busy = true,
                     Fault::IgnoreAddress => ignore = true,
                     Fault::BeforeSet(hook) => hook(),
-                    Fault::Permanent(_) => {}
+                    Fault::AfterSet(_) | Fault::Permanent(_) => {}
                 }
             }
             // A hook runs once: the link it removed does not come back.
@@ -85,6 +89,16 @@ impl<'a> FaultyLinks<'a> {
         }
         self.forwarded.push(request.clone());
         let mut results = self.inner.execute(std::slice::from_ref(request))?;
+        if let Request::SetAddress { index, .. } = request {
+            if let Some(faults) = self.faults.get_mut(index) {
+                for fault in faults.iter_mut() {
+                    if let Fault::AfterSet(hook) = fault {
+                        hook();
+                    }
+                }
+                faults.retain(|fault| !matches!(fault, Fault::AfterSet(_)));
+            }
+        }
         Ok(results.remove(0))
     }
 }
@@ -386,6 +400,50 @@ mod tests {
         assert!(report.failed());
         assert!(!report.is_up);
         assert!(!lab.link("mv0").admin_up);
+    }
+
+    #[test]
+    fn concurrent_third_address_is_not_failure() {
+        let Some(mut lab) = lab("concurrent_third_address_is_not_failure") else {
+            return;
+        };
+        let before = lab.link("mv0");
+        let store = lab.store();
+        let other = mac("02:5e:00:00:00:02");
+        let netns = lab.ns.name.clone();
+        let mut faulty = FaultyLinks::new(&mut lab.handle);
+        faulty.inject(
+            before.index,
+            Fault::AfterSet(Box::new(move || {
+                let status = Command::new("ip")
+                    .args(["-n", &netns, "link", "set", "mv0", "address"])
+                    .arg(other.to_string())
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "ip link set address failed");
+            })),
+        );
+        let options = ApplyOptions {
+            cycle: true,
+            after_failure: AfterFailure::StayDown,
+        };
+        let change = Change {
+            index: before.index,
+            address: mac(NEW),
+        };
+        let report = only(apply(&mut faulty, &store, &[change], &options).unwrap());
+
+        assert!(
+            matches!(report.outcome, Outcome::Superseded(address) if address == other),
+            "{report:?}"
+        );
+        assert!(!report.failed());
+        assert_eq!(report.new, Some(other));
+        assert!(
+            report.is_up,
+            "a superseded change must not take the link down"
+        );
+        assert!(lab.link("mv0").admin_up);
     }
 
     #[test]

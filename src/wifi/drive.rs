@@ -631,6 +631,15 @@ impl Radio for LinkRadio {
         match reports.pop().map(|report| report.outcome) {
             Some(Outcome::Changed | Outcome::Unchanged) => Ok(()),
             Some(Outcome::Failed(err)) => Err(err),
+            // The radio does not carry the address the policy chose, so the connection must not
+            // go ahead with it.
+            Some(Outcome::Superseded(_)) => Err(LinkError::Protocol {
+                operation: Operation::SetAddress,
+                detail: String::from(
+                    "another program changed the address right after macveil set it; stop that \
+                     program and connect again",
+                ),
+            }),
             None => Err(LinkError::Protocol {
                 operation: Operation::SetAddress,
                 detail: String::from("no report for the change"),
