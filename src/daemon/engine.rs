@@ -1050,7 +1050,8 @@ impl Engine {
                     );
                 }
                 if !report.lost.is_empty() {
-                    record.detail = Some(format!("the cycle lost {}", report.lost.join(", ")));
+                    let lost = self.redact_text(&report.lost.join(", "), item.baseline.address());
+                    record.detail = Some(format!("the cycle lost {lost}"));
                 }
             }
             Outcome::Superseded(current) => {
@@ -1090,6 +1091,9 @@ impl Engine {
                 } else {
                     "The link keeps its address (macveil.on-failure=warn)"
                 };
+                // Driver errors quote the addresses involved, one of which may be the address
+                // to hide.
+                let error = self.redact_text(&error.to_string(), item.baseline.address());
                 let detail = format!(
                     "could not set its {} address: {error}. {consequence}",
                     item.plan.label
@@ -1223,6 +1227,16 @@ impl Engine {
     }
 
     /// Formats a permanent or reference address for a log line.
+    /// Masks the address to hide, and IPv6 addresses derived from it, in `text` unless
+    /// `--reveal` was given.
+    fn redact_text(&self, text: &str, hidden: Option<MacAddr>) -> String {
+        if self.settings.reveal {
+            text.to_string()
+        } else {
+            crate::link::redact::text(text, hidden)
+        }
+    }
+
     fn show_hidden(&self, address: MacAddr) -> String {
         if self.settings.reveal {
             address.to_string()
