@@ -867,12 +867,12 @@ impl Engine {
                 "{}: up with the address it must hide ({hidden}); taking it down to set its {} \
                  address",
                 item.link.name,
-                item.plan.label
+                self.show_label(item)
             ),
             Trigger::Dump | Trigger::Resumed => log::info!(
                 "{}: up with the address it must hide ({hidden}); cycling it to set its {} address",
                 item.link.name,
-                item.plan.label
+                self.show_label(item)
             ),
         }
     }
@@ -1037,15 +1037,12 @@ impl Engine {
                     summary.changed += 1;
                     let old = report
                         .old
-                        .map(|old| match item.baseline.address() {
-                            Some(hidden) if hidden == old => self.show_hidden(old),
-                            _ => old.to_string(),
-                        })
+                        .map(|old| self.show_address(old, item))
                         .unwrap_or_else(|| String::from("none"));
                     log::info!(
                         "{name}: {} address {} set (was {old}; policy {})",
-                        item.plan.label,
-                        report.requested,
+                        self.show_label(item),
+                        self.show_address(report.requested, item),
                         record.origin
                     );
                 }
@@ -1066,8 +1063,9 @@ impl Engine {
                     item.plan.label, report.requested
                 ));
                 log::info!(
-                    "{name}: another program set {current} right after macveil set {}; keeping it",
-                    report.requested
+                    "{name}: another program set {} right after macveil set {}; keeping it",
+                    self.show_address(*current, item),
+                    self.show_address(report.requested, item)
                 );
             }
             Outcome::Failed(error) => {
@@ -1096,7 +1094,7 @@ impl Engine {
                 let error = self.redact_text(&error.to_string(), item.baseline.address());
                 let detail = format!(
                     "could not set its {} address: {error}. {consequence}",
-                    item.plan.label
+                    self.show_label(item)
                 );
                 if stays_down {
                     log::error!("{name}: {detail}");
@@ -1234,6 +1232,31 @@ impl Engine {
             text.to_string()
         } else {
             crate::link::redact::text(text, hidden)
+        }
+    }
+
+    /// Formats `address` for a log line: redacted unless `--reveal` when it is the address this
+    /// link must hide, its permanent address, or any link's recorded reference, because an
+    /// address copied from another link identifies that link's hardware just as well.
+    fn show_address(&self, address: MacAddr, item: &Item) -> String {
+        let hidden_here =
+            item.baseline.address() == Some(address) || item.link.permanent == Some(address);
+        let hidden_elsewhere = self
+            .references_cache
+            .as_ref()
+            .is_some_and(|references| references.contains_address(address));
+        if hidden_here || hidden_elsewhere {
+            self.show_hidden(address)
+        } else {
+            address.to_string()
+        }
+    }
+
+    /// Formats the policy's label, which is the address itself for an explicit address policy.
+    fn show_label(&self, item: &Item) -> String {
+        match item.plan.label.parse::<MacAddr>() {
+            Ok(address) => self.show_address(address, item),
+            Err(_) => item.plan.label.to_string(),
         }
     }
 

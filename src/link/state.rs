@@ -107,6 +107,11 @@ impl References {
     pub fn get(&self, netns: &str, link: &Link) -> Option<MacAddr> {
         self.map.get(&key(netns, link)).copied()
     }
+
+    /// Returns whether `address` is the recorded reference of any link.
+    pub fn contains_address(&self, address: MacAddr) -> bool {
+        self.map.values().any(|reference| *reference == address)
+    }
 }
 
 /// The reference state file in one directory.
@@ -413,6 +418,17 @@ mod tests {
             reloaded.get("cookie:1", &veth),
             Some("12:34:56:78:9a:bc".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn contains_address_finds_any_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ReferenceStore::new(dir.path());
+        let first = link(3, "veth0", "12:34:56:78:9a:bc");
+        let second = link(4, "veth1", "22:34:56:78:9a:bc");
+        let references = store.record("cookie:1", &[&first, &second]).unwrap();
+        assert!(references.contains_address("22:34:56:78:9a:bc".parse().unwrap()));
+        assert!(!references.contains_address("02:00:00:00:00:01".parse().unwrap()));
     }
 
     #[test]
