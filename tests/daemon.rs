@@ -583,7 +583,7 @@ fn on_failure_warn_leaves_link_up() {
     );
     std::thread::sleep(Duration::from_millis(200));
     assert!(lab.link("tvifb").unwrap().up, "{}", daemon.log());
-    assert!(daemon.log().contains("warn: tvifb"), "{}", daemon.log());
+    assert!(daemon.log().contains("warning: tvifb"), "{}", daemon.log());
 }
 
 #[test]

@@ -238,7 +238,13 @@ pub fn init_logging(verbose: u8, quiet: bool) {
                 };
                 writeln!(buf, "<{priority}>{}", record.args())
             } else {
-                let level = record.level().as_str().to_lowercase();
+                let level = match record.level() {
+                    log::Level::Error => "error",
+                    log::Level::Warn => "warning",
+                    log::Level::Info => "info",
+                    log::Level::Debug => "debug",
+                    log::Level::Trace => "trace",
+                };
                 writeln!(buf, "macveil: {level}: {}", record.args())
             }
         })
