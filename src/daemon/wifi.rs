@@ -31,13 +31,18 @@ use std::time::Duration;
 use super::facts;
 use crate::config::Config;
 use crate::link::{Link, LinkOps};
-use crate::wifi::ctrl::ClientOptions;
+use crate::wifi::ctrl::{ClientOptions, CtrlError};
 use crate::wifi::privacy::{ScanMethod, set_scan_privacy};
 use crate::wifi::supplicant::Supplicant;
 
 /// How long the daemon waits for one supplicant reply. The event loop waits meanwhile, so this
 /// is shorter than the command line's timeout.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The first and the last wait before a refused connection is tried again: about 0.6 s in
+/// all, far longer than a bind takes.
+const CONNECT_FIRST_DELAY: Duration = Duration::from_millis(10);
+const CONNECT_LAST_DELAY: Duration = Duration::from_millis(320);
 
 /// Room for a few dozen events. A longer queue is read over several calls.
 const EVENT_BUFFER: usize = 4096;
@@ -315,7 +320,8 @@ impl ScanPrivacyWatcher {
     }
 
     fn turn_on(&self, name: &str) -> bool {
-        let result = Supplicant::open(&self.ctrl_dir, name, &self.client)
+        let result = self
+            .connect(name)
             .and_then(|mut supplicant| set_scan_privacy(&mut supplicant, true, None));
         match result {
             Ok(privacy) => {
@@ -343,6 +349,28 @@ impl ScanPrivacyWatcher {
                      'macveil wifi scan-privacy {name} on' succeeds"
                 );
                 false
+            }
+        }
+    }
+}
+
+impl ScanPrivacyWatcher {
+    /// Connects to the supplicant socket `name`. The kernel creates the socket file, which
+    /// raises `IN_CREATE`, before it registers the bound socket (`unix_bind` in
+    /// net/unix/af_unix.c), and a connection in between is refused. Refused connections are
+    /// therefore retried for a short while.
+    fn connect(&self, name: &str) -> Result<Supplicant, CtrlError> {
+        let mut delay = CONNECT_FIRST_DELAY;
+        loop {
+            match Supplicant::open(&self.ctrl_dir, name, &self.client) {
+                Err(CtrlError::Connect { source, .. })
+                    if source.kind() == io::ErrorKind::ConnectionRefused
+                        && delay <= CONNECT_LAST_DELAY =>
+                {
+                    std::thread::sleep(delay);
+                    delay *= 2;
+                }
+                result => return result,
             }
         }
     }
@@ -623,6 +651,40 @@ mod tests {
         let server = supplicant(ctrl.path(), "wlan0");
         assert_eq!(poll_and_handle(&mut watcher, &mut ops), 0);
         assert_eq!(server.commands(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn refused_socket_is_retried_until_bound() {
+        let ctrl = tempfile::tempdir().unwrap();
+        let client = tempfile::tempdir().unwrap();
+        let net = sysfs(&[("wlan0", 3)]);
+        let mut ops = Links(vec![wifi_link("wlan0", 3)]);
+        let mut watcher = ScanPrivacyWatcher::open(
+            ctrl.path(),
+            client.path(),
+            Some(net.path().into()),
+            config(ON),
+        )
+        .unwrap();
+
+        // A socket file with no bound socket behind it refuses connections, as a new one does
+        // until the kernel has registered it.
+        let path = ctrl.path().join("wlan0");
+        drop(std::os::unix::net::UnixDatagram::bind(&path).unwrap());
+        let dir = ctrl.path().to_path_buf();
+        let binder = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            fs::remove_file(dir.join("wlan0")).unwrap();
+            supplicant(&dir, "wlan0")
+        });
+
+        assert_eq!(watcher.apply_all(&mut ops), 1);
+        let server = binder.join().unwrap();
+        assert!(
+            server
+                .commands()
+                .contains(&"MAC_RAND_SCAN all enable=1".to_string())
+        );
     }
 
     #[test]
