@@ -16,3 +16,4 @@ pub mod signals;
 pub mod state;
 pub mod target;
 pub mod udev;
+pub mod wifi;

@@ -27,10 +27,12 @@ use super::signals::{Request, Signals};
 use super::state::{BootMarker, Writer, now_seconds};
 use super::target::Keys;
 use super::udev::UdevView;
+use super::wifi::ScanPrivacyWatcher;
 use crate::config::{Config, ConfigErrors, ConfigPaths, LoadOptions};
 use crate::generate::stable_id::{self, BOOT_ID_PATH};
 use crate::link::{LinkError, LinkEvent, LinkHandle, LinkMonitor, LinkOps, Netns};
 use crate::rng::OsRandom;
+use crate::wifi::ctrl::DEFAULT_CTRL_DIR;
 
 /// The daemon's start-up options.
 #[derive(Debug, Clone)]
@@ -156,9 +158,15 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
         writer: Writer::Daemon,
     };
     let keys = Keys::new(&options.key_path);
+    let scan_config = config.clone();
     let mut engine = Engine::new(&ops, settings, config, keys, boot_id, Box::new(OsRandom));
 
     let summary = engine.start(&mut ops)?;
+    let mut scan = own_namespace
+        .then(|| {
+            ScanPrivacyWatcher::start(DEFAULT_CTRL_DIR, &options.state_dir, scan_config, &mut ops)
+        })
+        .flatten();
     let marker = BootMarker {
         boot_id: marker_boot,
         pid: std::process::id(),
@@ -171,7 +179,14 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
         log::warn!("could not notify systemd of readiness: {err}");
     }
 
-    event_loop(&options, &mut engine, &mut ops, &mut monitor, &signals)
+    event_loop(
+        &options,
+        &mut engine,
+        &mut ops,
+        &mut monitor,
+        &signals,
+        &mut scan,
+    )
 }
 
 fn describe_start(summary: &Summary, first_start: bool, options: &Options) -> String {
@@ -197,6 +212,7 @@ fn event_loop(
     ops: &mut LinkHandle,
     monitor: &mut LinkMonitor,
     signals: &Signals,
+    scan: &mut Option<ScanPrivacyWatcher>,
 ) -> Result<(), DaemonError> {
     let mut resync = false;
     loop {
@@ -218,8 +234,14 @@ fn event_loop(
                 events: libc::POLLIN,
                 revents: 0,
             },
+            // poll(2) skips a negative descriptor: no watcher outside the own namespace.
+            libc::pollfd {
+                fd: scan.as_ref().map_or(-1, AsRawFd::as_raw_fd),
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
-        // SAFETY: `fds` is a valid array of two pollfd structures for the duration of the call.
+        // SAFETY: `fds` is a valid array of pollfd structures for the duration of the call.
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         if ready < 0 {
             let err = std::io::Error::last_os_error();
@@ -238,7 +260,7 @@ fn event_loop(
                         let _ = notify("STOPPING=1");
                         return Ok(());
                     }
-                    Request::Reload => reload(options, engine, ops),
+                    Request::Reload => reload(options, engine, ops, scan),
                     Request::Resume => {
                         log::info!("resumed from suspend: checking every link");
                         report(engine.resume(ops), &mut resync);
@@ -257,6 +279,12 @@ fn event_loop(
                 report(engine.handle(ops, events), &mut resync);
             }
             report(engine.retry_blocked(ops), &mut resync);
+        }
+
+        if fds[2].revents != 0
+            && let Some(scan) = scan
+        {
+            scan.handle(ops);
         }
 
         if engine
@@ -302,11 +330,20 @@ fn report(result: Result<Summary, LinkError>, resync: &mut bool) {
     }
 }
 
-fn reload(options: &Options, engine: &mut Engine, ops: &mut dyn LinkOps) {
+fn reload(
+    options: &Options,
+    engine: &mut Engine,
+    ops: &mut dyn LinkOps,
+    scan: &mut Option<ScanPrivacyWatcher>,
+) {
     let _ = notify("RELOADING=1");
     match load_config(options) {
         Ok(config) => {
             log::info!("configuration reloaded from {}", config.files().join(", "));
+            if let Some(scan) = scan {
+                scan.set_config(config.clone());
+                scan.apply_all(ops);
+            }
             let mut resync = false;
             report(engine.reload(ops, config), &mut resync);
             if resync {

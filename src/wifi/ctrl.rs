@@ -488,6 +488,23 @@ pub(crate) mod fake {
         pub fn start(answer: impl FnMut(&str) -> Answer + Send + 'static) -> FakeServer {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("wlan0");
+            FakeServer::serve(dir, path, answer)
+        }
+
+        /// Starts a server bound at `path`, in a folder the caller owns; `dir` is then an
+        /// empty folder of its own.
+        pub fn start_at(
+            path: &Path,
+            answer: impl FnMut(&str) -> Answer + Send + 'static,
+        ) -> FakeServer {
+            FakeServer::serve(tempfile::tempdir().unwrap(), path.to_path_buf(), answer)
+        }
+
+        fn serve(
+            dir: tempfile::TempDir,
+            path: PathBuf,
+            answer: impl FnMut(&str) -> Answer + Send + 'static,
+        ) -> FakeServer {
             let socket = UnixDatagram::bind(&path).unwrap();
             socket
                 .set_read_timeout(Some(std::time::Duration::from_millis(20)))
