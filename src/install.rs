@@ -160,7 +160,7 @@ pub enum InstallError {
         describe_key_problem(problem)
     )]
     NetworkManagerKey {
-        /// Why the key cannot be used.
+        /// The reason the key cannot be used.
         problem: KeyError,
     },
 }

@@ -14,7 +14,8 @@
 //! private `/tmp` (systemd's `PrivateTmp=`) must give a parent folder that the supplicant can
 //! reach too, such as `/run/macveil`.
 //!
-//! This module knows nothing about what the commands mean; [`super::supplicant`] does.
+//! This module only moves requests and replies; [`super::supplicant`] gives the commands their
+//! meaning.
 
 use std::collections::VecDeque;
 use std::fs::{self, DirBuilder};
