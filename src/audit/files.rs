@@ -208,10 +208,11 @@ fn parse_supplicant(text: &str) -> SupplicantSettings {
     settings
 }
 
-/// Checks wpa_supplicant configuration files for settings that send the hardware address:
-/// `mac_addr` (0, the default, associates with the permanent address), `preassoc_mac_addr`
-/// (0, the default, scans with it) and a WPS UUID derived from it (no `uuid=` and `auto_uuid=0`,
-/// the default; see wpa_supplicant.conf(5) of wpa_supplicant 2.10).
+/// Checks wpa_supplicant configuration files for settings that send the hardware address.
+/// `mac_addr=0`, the default, associates with the permanent address, and `preassoc_mac_addr=0`,
+/// also the default, scans with it. Without `uuid=`, and with `auto_uuid=0` (the default), the
+/// WPS UUID is derived from it. The Wi-Fi lab's baseline scenario shows both on wpa_supplicant
+/// 2.10.
 pub fn check_wpa_supplicant(root: &Path) -> Vec<Finding> {
     let mut findings = Vec::new();
     for path in list_files(&root.join("etc/wpa_supplicant"), ".conf") {

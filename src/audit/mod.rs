@@ -11,7 +11,7 @@ pub mod nm;
 
 use serde::Serialize;
 
-/// How directly a finding exposes the hardware identity.
+/// The degree to which a finding exposes the hardware identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -29,7 +29,7 @@ pub enum Severity {
 pub struct Finding {
     /// A stable identifier of the kind of finding, for scripts (for example `wpa-mac-addr`).
     pub code: &'static str,
-    /// How directly it exposes the hardware identity.
+    /// The degree to which it exposes the hardware identity.
     pub severity: Severity,
     /// The link name or file the finding is about.
     pub subject: String,

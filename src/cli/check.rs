@@ -150,8 +150,8 @@ pub(super) fn run(args: &CheckArgs) -> anyhow::Result<Status> {
     findings.extend(files::check_systemd_link_files(&root));
     findings.extend(files::check_ifupdown(&root));
     findings.extend(files::check_wpa_supplicant(&root));
-    // A running wpa_supplicant is asked over its control socket what it does now; that only
-    // makes sense for the live system, not for a mounted image under --root.
+    // A running wpa_supplicant is queried over its control socket. That only makes sense for
+    // the live system, not for a mounted image under --root.
     if args.root.is_none() {
         let links: Vec<_> = observed.iter().map(|entry| entry.link.clone()).collect();
         let (live, unchecked) = crate::wifi::audit::check_running(

@@ -252,8 +252,8 @@ pub fn init_logging(verbose: u8, quiet: bool) {
 }
 
 /// Returns whether stderr is the journal stream systemd gave this process. `JOURNAL_STREAM` is
-/// `DEVICE:INODE` of that stream (systemd.exec(5)); a child that inherited the variable but writes
-/// to a terminal or a pipe has another stderr, so the variable alone is not enough.
+/// `DEVICE:INODE` of that stream (systemd.exec(5)). A child that inherited the variable but
+/// writes to a terminal or a pipe has another stderr, so the variable alone is not enough.
 fn stderr_is_journal() -> bool {
     let Some(value) = std::env::var_os("JOURNAL_STREAM") else {
         return false;

@@ -373,8 +373,8 @@ fn shown_ipv6(ips: &[Ipv6Addr], baseline: Baseline, reveal: bool) -> Vec<String>
         .collect()
 }
 
-/// Returns `text` with the baseline and the IPv6 addresses derived from it redacted unless
-/// `reveal`; for error messages and the items a cycle restored or lost.
+/// Redacts the baseline and the IPv6 addresses derived from it in `text`, unless `reveal`.
+/// Used for error messages and for the items a cycle restored or lost.
 fn shown_text(text: &str, baseline: Baseline, reveal: bool) -> String {
     if reveal {
         text.to_string()

@@ -139,9 +139,9 @@ pub struct Engine {
     records: RecordStore,
     netns: String,
     known: HashMap<u32, Known>,
-    /// What sysfs and ethtool reported for virtual links of each `IFLA_INFO_KIND`, so that a
-    /// new link of a kind seen before is changed from its notification alone. `None` marks a
-    /// kind whose links differed.
+    /// The sysfs and ethtool facts last read for virtual links of each `IFLA_INFO_KIND`. With
+    /// them, a new link of a kind seen before is changed from its notification alone. `None`
+    /// marks a kind whose links differed.
     kinds: HashMap<String, Option<KindFacts>>,
     /// The links of the current pass that come straight from their notification, whose facts
     /// come from `kinds`.

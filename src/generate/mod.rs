@@ -106,7 +106,7 @@ pub fn ending(
 ) -> Result<MacAddr, GenError> {
     let permanent = permanent.ok_or(GenError::UnknownPermanent)?;
     // Keeping the prefix bit for bit would keep a group bit too, and no link can use a group
-    // address; the same checks as for an assigned address apply.
+    // address. So the permanent address must pass the checks of an assigned address.
     permanent
         .validate_assignable()
         .map_err(GenError::InvalidPermanent)?;

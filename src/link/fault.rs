@@ -23,8 +23,8 @@ pub enum Fault {
     /// The closure runs before the first `SetAddress` reaches the kernel; tests use it to
     /// delete the link.
     BeforeSet(Box<dyn FnMut()>),
-    /// The closure runs after the first `SetAddress` reached the kernel; tests use it to act
-    /// as another program that sets its own address at the same time.
+    /// A closure run after the first `SetAddress` reached the kernel. Tests use it to act as
+    /// another program that sets its own address at the same time.
     AfterSet(Box<dyn FnMut()>),
     /// The link reports this permanent address.
     Permanent(MacAddr),

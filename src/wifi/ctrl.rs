@@ -14,7 +14,7 @@
 //! private `/tmp` (systemd's `PrivateTmp=`) must give a parent folder that the supplicant can
 //! reach too, such as `/run/macveil`.
 //!
-//! This module only moves requests and replies; [`super::supplicant`] gives the commands their
+//! This module only moves requests and replies. [`super::supplicant`] gives the commands their
 //! meaning.
 
 use std::collections::VecDeque;
@@ -706,7 +706,7 @@ mod tests {
 
     #[test]
     fn late_reply_is_not_taken_for_next() {
-        // The first PING gets no answer in time; its reply arrives later and must be dropped.
+        // The first PING times out. Its reply arrives later and must be dropped.
         let mut count = 0;
         let server = FakeServer::start(move |command| {
             count += 1;

@@ -1126,7 +1126,8 @@ mod tests {
             .iter()
             .position(|line| line == "event CTRL-EVENT-CONNECTED");
         let selected = log.iter().position(|line| line == "SELECT_NETWORK 0");
-        assert!(dropped.is_some() && dropped < selected, "{log:?}");
+        assert!(dropped.is_some(), "{log:?}");
+        assert!(dropped < selected, "{log:?}");
     }
 
     #[test]
