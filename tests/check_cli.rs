@@ -243,3 +243,82 @@ fn check_invalid_policy_is_an_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("macveil.manage"), "{stderr}");
 }
+
+/// Holds the daemon's lock below `root`, as a running daemon does, until the file is dropped.
+fn hold_daemon_lock(root: &Path) -> fs::File {
+    let lock_path = root.join("run/macveil/daemon.lock");
+    fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
+    let lock = fs::File::create(&lock_path).unwrap();
+    // SAFETY: flock takes a descriptor that the returned file keeps open.
+    let locked = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(locked, 0, "{}", std::io::Error::last_os_error());
+    lock
+}
+
+/// Lists the codes of the report's findings whose code starts with `wpa-`.
+fn supplicant_codes(report: &Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .expect("findings is a list")
+        .iter()
+        .filter_map(|finding| finding["code"].as_str())
+        .filter(|code| code.starts_with("wpa-"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn check_supplicant_under_daemon() {
+    let Some(netns) = TestNetns::create("check_supplicant_under_daemon") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let supplicant = root
+        .path()
+        .join("etc/wpa_supplicant/wpa_supplicant-wlan0.conf");
+    fs::create_dir_all(supplicant.parent().unwrap()).unwrap();
+    // mac_addr and preassoc_mac_addr left at 0, as macveil's daemon needs them.
+    fs::write(
+        &supplicant,
+        "ctrl_interface=/run/wpa_supplicant\nauto_uuid=1\np2p_disabled=1\n",
+    )
+    .unwrap();
+    let config = root.path().join("policy.conf");
+    fs::write(
+        &config,
+        "[connection-wifi]\nmatch-device=type:wifi\nwifi.cloned-mac-address=stable-ssid\n",
+    )
+    .unwrap();
+
+    // Without the daemon, the defaults associate and scan with the permanent address.
+    let (output, report) = check(&netns, root.path(), &config, state.path());
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert_eq!(
+        supplicant_codes(&report),
+        ["wpa-mac-addr", "wpa-preassoc-mac-addr"],
+        "{report:#}"
+    );
+
+    // Under the daemon they are what it needs.
+    let lock = hold_daemon_lock(root.path());
+    let (output, report) = check(&netns, root.path(), &config, state.path());
+    assert!(supplicant_codes(&report).is_empty(), "{report:#}");
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+
+    // A policy that leaves Wi-Fi addresses alone covers nothing, daemon or not.
+    fs::write(
+        &config,
+        "[connection-wifi]\nmatch-device=type:wifi\nwifi.cloned-mac-address=preserve\n\
+         [device-wifi]\nmatch-device=type:wifi\nwifi.scan-rand-mac-address=no\n",
+    )
+    .unwrap();
+    let (output, report) = check(&netns, root.path(), &config, state.path());
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert_eq!(
+        supplicant_codes(&report),
+        ["wpa-mac-addr", "wpa-preassoc-mac-addr"],
+        "{report:#}"
+    );
+    drop(lock);
+}

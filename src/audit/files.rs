@@ -208,12 +208,29 @@ fn parse_supplicant(text: &str) -> SupplicantSettings {
     settings
 }
 
+/// How macveil covers the Wi-Fi links of the system being checked, which decides what a
+/// wpa_supplicant setting exposes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WifiCoverage {
+    /// The daemon runs and its policy gives Wi-Fi links an address other than the permanent
+    /// one, so the interface address the supplicant uses with `mac_addr=0` is macveil's.
+    pub address: bool,
+    /// The daemon runs and turns on random scan addresses in each supplicant
+    /// (`wifi.scan-rand-mac-address=yes`), so `preassoc_mac_addr=0` scans do not carry the
+    /// interface address.
+    pub scans: bool,
+}
+
 /// Checks wpa_supplicant configuration files for settings that send the hardware address.
-/// `mac_addr=0`, the default, associates with the permanent address, and `preassoc_mac_addr=0`,
-/// also the default, scans with it. Without `uuid=`, and with `auto_uuid=0` (the default), the
-/// WPS UUID is derived from it. The Wi-Fi lab's baseline scenario shows both on wpa_supplicant
-/// 2.10.
-pub fn check_wpa_supplicant(root: &Path) -> Vec<Finding> {
+/// Without macveil, `mac_addr=0`, the default, associates with the permanent address, and
+/// `preassoc_mac_addr=0`, also the default, scans with it. Under macveil's daemon both are what
+/// macveil needs, and a pre-association address with `mac_addr=0` is the fault instead:
+/// wpa_supplicant 2.10 then puts back the address it started with before every association.
+/// Without `uuid=`, and with `auto_uuid=0` (the default), the WPS UUID is derived from the
+/// address the supplicant started with. Without `p2p_disabled=1` or
+/// `p2p_device_random_mac_addr`, the P2P Device address is derived from the permanent address.
+/// The Wi-Fi lab's baseline scenarios show these on wpa_supplicant 2.10.
+pub fn check_wpa_supplicant(root: &Path, coverage: WifiCoverage) -> Vec<Finding> {
     let mut findings = Vec::new();
     for path in list_files(&root.join("etc/wpa_supplicant"), ".conf") {
         let Some(text) = read_text(&path) else {
@@ -226,7 +243,7 @@ pub fn check_wpa_supplicant(root: &Path) -> Vec<Finding> {
 
         let (mac_addr, mac_line) =
             global("mac_addr").map_or(("0".to_string(), None), |(v, l)| (v, Some(l)));
-        if mac_addr == "0" {
+        if mac_addr == "0" && !coverage.address {
             findings.push(Finding {
                 code: "wpa-mac-addr",
                 severity: Severity::Medium,
@@ -235,38 +252,43 @@ pub fn check_wpa_supplicant(root: &Path) -> Vec<Finding> {
                 leak: "wpa_supplicant associates with the permanent address (mac_addr=0, the \
                        default)"
                     .into(),
-                reason: "every access point records the association address".into(),
+                reason: "every access point records the association address, and macveil's \
+                         daemon does not run with a policy that changes it"
+                    .into(),
                 fix: format!(
-                    "let macveil set the address before each connection ('macveil wifi \
-                     connect'), or set mac_addr=1 in {shown}"
+                    "run macveil's daemon ('macveil install'), which sets the address before \
+                     each connection, or set mac_addr=1 in {shown}"
                 ),
             });
         }
-        for (value, line) in &settings.network_mac_addr {
-            if value == "0" {
-                findings.push(Finding {
-                    code: "wpa-network-mac-addr",
-                    severity: Severity::Medium,
-                    subject: shown.clone(),
-                    location: Some(format!("{shown}:{line}")),
-                    leak: "a network block associates with the permanent address (mac_addr=0)"
-                        .into(),
-                    reason: "that network records the hardware address".into(),
-                    fix: format!("remove mac_addr=0 from that network block in {shown}"),
-                });
+        if !coverage.address {
+            for (value, line) in &settings.network_mac_addr {
+                if value == "0" {
+                    findings.push(Finding {
+                        code: "wpa-network-mac-addr",
+                        severity: Severity::Medium,
+                        subject: shown.clone(),
+                        location: Some(format!("{shown}:{line}")),
+                        leak: "a network block associates with the permanent address \
+                               (mac_addr=0)"
+                            .into(),
+                        reason: "that network records the hardware address".into(),
+                        fix: format!("remove mac_addr=0 from that network block in {shown}"),
+                    });
+                }
             }
         }
 
         let (preassoc, preassoc_line) =
             global("preassoc_mac_addr").map_or(("0".to_string(), None), |(v, l)| (v, Some(l)));
-        if preassoc == "0" {
+        if preassoc == "0" && !coverage.scans {
             findings.push(Finding {
                 code: "wpa-preassoc-mac-addr",
                 severity: Severity::Medium,
                 subject: shown.clone(),
                 location: location(preassoc_line),
-                leak: "wpa_supplicant scans with the permanent address (preassoc_mac_addr=0, the \
-                       default)"
+                leak: "wpa_supplicant scans with the interface address (preassoc_mac_addr=0, the \
+                       default), the permanent one unless something changed it"
                     .into(),
                 reason: "probe requests are heard by every access point and tracker in range"
                     .into(),
@@ -274,9 +296,28 @@ pub fn check_wpa_supplicant(root: &Path) -> Vec<Finding> {
                 // association when preassoc_mac_addr=1 and mac_addr=0, undoing an address
                 // macveil set, so that pair is only right when the supplicant randomizes itself.
                 fix: format!(
-                    "turn on the kernel's scan address randomization with 'macveil wifi \
-                     scan-privacy IFACE on', or set preassoc_mac_addr=1 together with mac_addr=1 \
-                     in {shown}"
+                    "run macveil's daemon, which turns on the kernel's random scan addresses in \
+                     each supplicant, or set preassoc_mac_addr=1 together with mac_addr=1 in \
+                     {shown}"
+                ),
+            });
+        }
+        if preassoc != "0" && mac_addr == "0" {
+            findings.push(Finding {
+                code: "wpa-preassoc-restores",
+                severity: Severity::Medium,
+                subject: shown.clone(),
+                location: location(preassoc_line),
+                leak: format!(
+                    "wpa_supplicant puts back the address it started with before each \
+                     association (preassoc_mac_addr={preassoc} with mac_addr=0)"
+                ),
+                reason: "that undoes an address set after the supplicant started, and a \
+                         supplicant started on the permanent address associates with it"
+                    .into(),
+                fix: format!(
+                    "set preassoc_mac_addr=0 in {shown} and let macveil turn on random scan \
+                     addresses, or set mac_addr=1 as well; then restart the supplicant"
                 ),
             });
         }
@@ -297,6 +338,23 @@ pub fn check_wpa_supplicant(root: &Path) -> Vec<Finding> {
                          even when the frame's source address is random"
                     .into(),
                 fix: format!("set auto_uuid=1 in {shown}"),
+            });
+        }
+
+        let p2p_off = global("p2p_disabled").is_some_and(|(value, _)| value == "1");
+        let (p2p_random, p2p_line) = global("p2p_device_random_mac_addr")
+            .map_or(("0".to_string(), None), |(v, l)| (v, Some(l)));
+        if !p2p_off && p2p_random == "0" {
+            findings.push(Finding {
+                code: "wpa-p2p-device-address",
+                severity: Severity::Low,
+                subject: shown.clone(),
+                location: location(p2p_line),
+                leak: "the P2P Device address is derived from the permanent address (no \
+                       p2p_disabled=1, p2p_device_random_mac_addr=0, the default)"
+                    .into(),
+                reason: "Wi-Fi Direct searches send it whatever address the station uses".into(),
+                fix: format!("set p2p_disabled=1, or p2p_device_random_mac_addr=1, in {shown}"),
             });
         }
     }
@@ -400,14 +458,15 @@ mod tests {
             "etc/wpa_supplicant/wpa_supplicant.conf",
             "ctrl_interface=/run/wpa_supplicant\nnetwork={\n  ssid=\"home\"\n  mac_addr=0\n}\n",
         );
-        let findings = check_wpa_supplicant(root.path());
+        let findings = check_wpa_supplicant(root.path(), WifiCoverage::default());
         assert_eq!(
             codes(&findings),
             [
                 "wpa-mac-addr",
                 "wpa-network-mac-addr",
                 "wpa-preassoc-mac-addr",
-                "wps-uuid"
+                "wps-uuid",
+                "wpa-p2p-device-address"
             ]
         );
         assert_eq!(findings[0].location, None);
@@ -423,9 +482,9 @@ mod tests {
         write(
             root.path(),
             "etc/wpa_supplicant/wpa_supplicant-wlan0.conf",
-            "# randomized\nmac_addr=1\npreassoc_mac_addr=1\nauto_uuid=1\nnetwork={\n  ssid=\"x\"\n}\n",
+            "# randomized\nmac_addr=1\npreassoc_mac_addr=1\nauto_uuid=1\np2p_disabled=1\nnetwork={\n  ssid=\"x\"\n}\n",
         );
-        assert!(check_wpa_supplicant(root.path()).is_empty());
+        assert!(check_wpa_supplicant(root.path(), WifiCoverage::default()).is_empty());
     }
 
     #[test]
@@ -434,8 +493,68 @@ mod tests {
         write(
             root.path(),
             "etc/wpa_supplicant/a.conf",
-            "mac_addr=2\npreassoc_mac_addr=1\nuuid=12345678-9abc-def0-1234-56789abcdef0\n",
+            "mac_addr=2\npreassoc_mac_addr=1\nuuid=12345678-9abc-def0-1234-56789abcdef0\n\
+             p2p_device_random_mac_addr=1\n",
         );
-        assert!(check_wpa_supplicant(root.path()).is_empty());
+        assert!(check_wpa_supplicant(root.path(), WifiCoverage::default()).is_empty());
+    }
+
+    #[test]
+    fn supplicant_under_daemon_is_clean() {
+        let root = tempfile::tempdir().unwrap();
+        let path = "etc/wpa_supplicant/wpa_supplicant-wlan0.conf";
+        let covered = WifiCoverage {
+            address: true,
+            scans: true,
+        };
+        write(
+            root.path(),
+            path,
+            "auto_uuid=1\np2p_disabled=1\nnetwork={\n mac_addr=0\n}\n",
+        );
+        assert!(check_wpa_supplicant(root.path(), covered).is_empty());
+
+        // The daemon's address, but scans left to the supplicant.
+        let address_only = WifiCoverage {
+            address: true,
+            scans: false,
+        };
+        assert_eq!(
+            codes(&check_wpa_supplicant(root.path(), address_only)),
+            ["wpa-preassoc-mac-addr"]
+        );
+    }
+
+    #[test]
+    fn preassoc_restores_start_address() {
+        let root = tempfile::tempdir().unwrap();
+        let path = "etc/wpa_supplicant/wpa_supplicant.conf";
+        let covered = WifiCoverage {
+            address: true,
+            scans: true,
+        };
+        write(
+            root.path(),
+            path,
+            "preassoc_mac_addr=1\nauto_uuid=1\np2p_disabled=1\n",
+        );
+        let findings = check_wpa_supplicant(root.path(), covered);
+        assert_eq!(codes(&findings), ["wpa-preassoc-restores"]);
+        assert_eq!(
+            findings[0].location.as_deref(),
+            Some("/etc/wpa_supplicant/wpa_supplicant.conf:1")
+        );
+        // Without the daemon the same file also associates with the permanent address.
+        assert_eq!(
+            codes(&check_wpa_supplicant(root.path(), WifiCoverage::default())),
+            ["wpa-mac-addr", "wpa-preassoc-restores"]
+        );
+        // A supplicant that randomizes its association too has nothing to put back.
+        write(
+            root.path(),
+            path,
+            "mac_addr=1\npreassoc_mac_addr=1\nauto_uuid=1\np2p_disabled=1\n",
+        );
+        assert!(check_wpa_supplicant(root.path(), covered).is_empty());
     }
 }

@@ -16,13 +16,15 @@ use clap::Args;
 
 use super::Status;
 use super::target;
+use crate::addr::MacAddr;
 use crate::audit::daemon::{self, Coverage, DaemonState};
+use crate::audit::files::WifiCoverage;
 use crate::audit::links::{self, LinkState};
 use crate::audit::nm::{self as nm_audit, NmInputs};
 use crate::audit::{Finding, Report, Severity, files};
 use crate::config::{
-    self, Config, ConfigErrors, ConfigPaths, LinkFacts, LinkKind, LinkPolicy, LoadOptions,
-    SysfsDevice,
+    self, ClonedMac, Config, ConfigErrors, ConfigPaths, LinkFacts, LinkKind, LinkPolicy,
+    LoadOptions, SysfsDevice,
 };
 use crate::link::state::{DEFAULT_STATE_DIR, ReferenceStore};
 use crate::link::{IpAddress, Link, LinkHandle, LinkOps, Netns};
@@ -146,10 +148,20 @@ pub(super) fn run(args: &CheckArgs) -> anyhow::Result<Status> {
         .unwrap_or_else(|| root.join(DEFAULT_STATE_DIR.trim_start_matches('/')));
     let link_states = link_states(&observed, &addresses, &state_dir, handle.netns_key());
 
+    let daemon = daemon::daemon_state(&root, Path::new("/proc/locks"));
+    let daemon_running = matches!(daemon, DaemonState::Running { .. });
+
     let mut findings = links::check_links(&link_states);
     findings.extend(files::check_systemd_link_files(&root));
     findings.extend(files::check_ifupdown(&root));
-    findings.extend(files::check_wpa_supplicant(&root));
+    let wifi = wifi_coverage(&config, &observed, daemon_running);
+    if wifi.address {
+        notes.push(String::from(
+            "macveil's daemon sets the Wi-Fi address, so wpa_supplicant's mac_addr=0 is what it \
+             needs",
+        ));
+    }
+    findings.extend(files::check_wpa_supplicant(&root, wifi));
     // A running wpa_supplicant is queried over its control socket. That only makes sense for
     // the live system, not for a mounted image under --root.
     if args.root.is_none() {
@@ -168,8 +180,6 @@ pub(super) fn run(args: &CheckArgs) -> anyhow::Result<Status> {
         }
     }
 
-    let daemon = daemon::daemon_state(&root, Path::new("/proc/locks"));
-    let daemon_running = matches!(daemon, DaemonState::Running { .. });
     let programs = match &args.nm_bindir {
         Some(dir) => Programs::in_dir(dir),
         None => Programs::from_path(),
@@ -222,6 +232,53 @@ pub(super) fn run(args: &CheckArgs) -> anyhow::Result<Status> {
     } else {
         Status::Success
     })
+}
+
+/// Judges whether the running daemon covers the Wi-Fi links. Each Wi-Fi link here must be
+/// managed with an address other than the permanent one, and with random scan addresses. With
+/// no Wi-Fi link present (a card unplugged now), a physical link `wlan0` stands in for them.
+fn wifi_coverage(config: &Config, observed: &[Observed], daemon_running: bool) -> WifiCoverage {
+    if !daemon_running {
+        return WifiCoverage::default();
+    }
+    let mut policies: Vec<LinkPolicy> = observed
+        .iter()
+        .filter(|item| item.facts.kind.is_wifi())
+        .map(|item| item.policy.clone())
+        .collect();
+    if policies.is_empty() {
+        policies.push(config.policy_for(&LinkFacts {
+            name: String::from("wlan0"),
+            kind: LinkKind::Wifi,
+            driver: None,
+            driver_version: None,
+            permanent: None,
+            // Any address: a link without one is never managed, and no `mac:` rule can name a
+            // card that is not here.
+            current: Some(MacAddr([0x02, 0, 0, 0, 0, 0])),
+            device: Some(SysfsDevice {
+                subsystem: Some(String::from("pci")),
+            }),
+        }));
+    }
+    let changes_address = |policy: &LinkPolicy| {
+        policy.managed
+            && !matches!(
+                policy.cloned_mac_address.value,
+                ClonedMac::Preserve | ClonedMac::Permanent
+            )
+    };
+    let randomizes_scans = |policy: &LinkPolicy| {
+        policy.managed
+            && policy
+                .scan_rand_mac_address
+                .as_ref()
+                .is_some_and(|setting| setting.value)
+    };
+    WifiCoverage {
+        address: policies.iter().all(changes_address),
+        scans: policies.iter().all(randomizes_scans),
+    }
 }
 
 /// Loads macveil's own policy, or prints every problem and returns `None`.
