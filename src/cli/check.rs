@@ -236,7 +236,7 @@ pub(super) fn run(args: &CheckArgs) -> anyhow::Result<Status> {
 
 /// Judges whether the running daemon covers the Wi-Fi links. Each Wi-Fi link here must be
 /// managed with an address other than the permanent one, and with random scan addresses. With
-/// no Wi-Fi link present (a card unplugged now), a physical link `wlan0` stands in for them.
+/// no Wi-Fi link present (a card unplugged now), the policy of a physical link `wlan0` is judged.
 fn wifi_coverage(config: &Config, observed: &[Observed], daemon_running: bool) -> WifiCoverage {
     if !daemon_running {
         return WifiCoverage::default();
