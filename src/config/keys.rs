@@ -326,6 +326,36 @@ fn build_section(
     section
 }
 
+/// Below this many generated bits a mask gets a warning: with at most 2^15 possible addresses,
+/// random addresses are likely to repeat within a few hundred activations (birthday bound).
+const FEW_GENERATED_BITS: u32 = 16;
+
+/// Explains a mask that leaves the generator too little to choose.
+fn mask_notes(mask: &Mask) -> Option<String> {
+    let bits = mask.generated_bits();
+    if bits == 0 && mask.ouis.is_empty() && mask.covers_local_bit() {
+        return Some(String::from(
+            "the mask covers every bit and lists no OUI, so every generated address is the \
+             link's own address; the daemon keeps such links down",
+        ));
+    }
+    if bits == 0 && mask.ouis.is_empty() {
+        return Some(String::from(
+            "the mask covers every bit but the locally administered one and lists no OUI, so \
+             every generated address reveals the link's own address",
+        ));
+    }
+    if bits == 0 {
+        return Some(String::from(
+            "the mask covers every bit, so every generated address is one of the listed \
+             addresses",
+        ));
+    }
+    (bits < FEW_GENERATED_BITS).then(|| {
+        format!("the mask leaves only {bits} bits to the generator, so at most {} addresses are possible", 1u64 << bits)
+    })
+}
+
 /// The reason a value is invalid, and the accepted values.
 #[derive(Debug)]
 struct ValueProblem {
@@ -447,7 +477,10 @@ fn parse_value(key: Key, raw: &str) -> Result<(Value, Vec<String>), ValueProblem
                 return Err(empty());
             }
             match Mask::parse(&text) {
-                Ok(mask) => Value::Mask(mask),
+                Ok(mask) => {
+                    let notes = mask_notes(&mask).into_iter().collect();
+                    return Ok((Value::Mask(mask), notes));
+                }
                 Err(err) => return Err(problem(Some(err.to_string()))),
             }
         }

@@ -1227,3 +1227,31 @@ fn value_overridden_by_later_file_is_not_checked() {
         ClonedMac::Random
     );
 }
+
+#[test]
+fn masks_with_few_generated_bits_warn() {
+    let found = warnings(
+        "[connection]\nethernet.generate-mac-address-mask=FF:FF:FF:FF:FF:FF\n\
+         wifi.generate-mac-address-mask=FF:FF:FF:FF:FF:FF 02:11:22:33:44:55\n\n\
+         [connection-x]\nmatch-device=interface-name:eth9\n\
+         ethernet.generate-mac-address-mask=FF:FF:FF:FF:F0:00\n\
+         wifi.generate-mac-address-mask=FF:FF:FF:00:00:00\n\n\
+         [connection-y]\nmatch-device=interface-name:eth8\n\
+         ethernet.generate-mac-address-mask=FD:FF:FF:FF:FF:FF\n",
+    );
+    assert_eq!(
+        found,
+        [
+            "test.conf:2: ethernet.generate-mac-address-mask in [connection]: the mask covers \
+             every bit and lists no OUI, so every generated address is the link's own \
+             address; the daemon keeps such links down",
+            "test.conf:3: wifi.generate-mac-address-mask in [connection]: the mask covers \
+             every bit, so every generated address is one of the listed addresses",
+            "test.conf:7: ethernet.generate-mac-address-mask in [connection-x]: the mask \
+             leaves only 12 bits to the generator, so at most 4096 addresses are possible",
+            "test.conf:12: ethernet.generate-mac-address-mask in [connection-y]: the mask \
+             covers every bit but the locally administered one and lists no OUI, so every \
+             generated address reveals the link's own address",
+        ]
+    );
+}

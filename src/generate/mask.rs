@@ -111,6 +111,14 @@ impl Mask {
         Ok(MacAddr(octets))
     }
 
+    /// Counts the bits that the random or stable generator still chooses. The group and the
+    /// locally administered bits are never chosen: `complete` forces them.
+    pub fn generated_bits(&self) -> u32 {
+        let mut free = self.mask.0.map(|octet| !octet);
+        free[0] &= !(GROUP_BIT | LOCAL_BIT);
+        free.iter().map(|octet| octet.count_ones()).sum()
+    }
+
     /// Returns whether the mask forces the locally administered bit to a value taken from elsewhere.
     pub fn covers_local_bit(&self) -> bool {
         self.mask.0[0] & LOCAL_BIT != 0
@@ -181,5 +189,15 @@ mod tests {
         let mut rng = FixedRandom::new(vec![1, 0, 0, 0, 0, 0, 0, 0]);
         let addr = Mask::complete(Some(&mask), [0xaa; 6], None, &mut rng).unwrap();
         assert_eq!(addr.to_string(), "00:33:44:aa:aa:aa");
+    }
+
+    #[test]
+    fn generated_bits_skip_forced_bits() {
+        let count = |text: &str| Mask::parse(text).unwrap().generated_bits();
+        assert_eq!(count("00:00:00:00:00:00"), 46);
+        assert_eq!(count("FF:FF:FF:00:00:00"), 24);
+        assert_eq!(count("03:00:00:00:00:00"), 46);
+        assert_eq!(count("FF:FF:FF:FF:FF:F0"), 4);
+        assert_eq!(count("FC:FF:FF:FF:FF:FF"), 0);
     }
 }
