@@ -645,3 +645,31 @@ fn check_driver_match_uses_kernel_driver() {
         assert_eq!(link["managed"], true, "{link}");
     }
 }
+
+#[test]
+fn check_warns_explicit_permanent_address() {
+    let fixture = Fixture::new();
+    let file = fixture.write(
+        "fixed.conf",
+        "[connection-fixed]\nmatch-device=interface-name:eth0,interface-name:wlan0\n\
+         ethernet.cloned-mac-address=3c:22:fb:01:02:03\n\
+         wifi.cloned-mac-address=02:11:22:33:44:55\n",
+    );
+    let output = fixture.check(&[path_arg(&file)]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+
+    let errors = stderr(&output);
+    let warning = format!(
+        "macveil: warning: eth0: ethernet.cloned-mac-address ([connection-fixed] {}:3) is the \
+         link's permanent address, so the daemon keeps the link down",
+        file.display()
+    );
+    assert!(errors.contains(&warning), "{errors}");
+    // Another explicit address is what the user asked for.
+    assert!(!errors.contains("wlan0"), "{errors}");
+    let eth0 = link_block(&stdout(&output), "eth0");
+    assert!(
+        eth0.contains("  WARNING: ethernet.cloned-mac-address"),
+        "{eth0}"
+    );
+}

@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use super::Status;
 use crate::config::{
-    self, Config, ConfigPaths, LinkFacts, LinkPolicy, LoadOptions, ManageReason, Origin, Setting,
-    Source,
+    self, ClonedMac, Config, ConfigPaths, LinkFacts, LinkPolicy, LoadOptions, ManageReason, Origin,
+    Setting, Source,
 };
 use crate::daemon::facts;
 use crate::generate::mask::Mask;
@@ -127,7 +127,7 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<Status> {
     {
         let mut err = io::stderr().lock();
         for (link, policy) in &policies {
-            if let Some(warning) = policy.unprotected_warning() {
+            if let Some(warning) = link_warning(link, policy) {
                 writeln!(err, "macveil: warning: {}: {warning}", link.name)?;
             }
         }
@@ -288,7 +288,7 @@ fn print_text(config: &Config, policies: &[(LinkFacts, LinkPolicy)]) -> anyhow::
         writeln!(out, "{} ({}, {driver}, {device})", link.name, link.kind)?;
         let managed = if policy.managed { "yes" } else { "no" };
         writeln!(out, "  managed: {managed} ({})", policy.reason)?;
-        if let Some(warning) = policy.unprotected_warning() {
+        if let Some(warning) = link_warning(link, policy) {
             writeln!(out, "  WARNING: {warning}")?;
         }
         // A link without a hardware address has no policy worth showing.
@@ -359,6 +359,26 @@ struct SettingReport {
     line: Option<usize>,
 }
 
+/// Explains why a managed link may keep the address it should hide: no section sets its
+/// address, or the explicit address is the link's permanent one, which the daemon refuses to
+/// apply and so keeps the link down.
+fn link_warning(link: &LinkFacts, policy: &LinkPolicy) -> Option<String> {
+    if let Some(warning) = policy.unprotected_warning() {
+        return Some(warning);
+    }
+    let ClonedMac::Address(address) = policy.cloned_mac_address.value else {
+        return None;
+    };
+    (policy.managed && link.permanent == Some(address)).then(|| {
+        format!(
+            "{} ({}) is the link's permanent address, so the daemon keeps the link down; set \
+             another address, or permanent to use the hardware address on purpose",
+            policy.cloned_mac_address_key(),
+            policy.cloned_mac_address.source
+        )
+    })
+}
+
 fn report(config: &Config, policies: &[(LinkFacts, LinkPolicy)]) -> Report {
     let links = policies
         .iter()
@@ -373,7 +393,7 @@ fn report(config: &Config, policies: &[(LinkFacts, LinkPolicy)]) -> Report {
                 .and_then(|device| device.subsystem.clone()),
             managed: policy.managed,
             reason: policy.reason.to_string(),
-            warning: policy.unprotected_warning(),
+            warning: link_warning(link, policy),
             settings: rows(policy).into_iter().map(setting_report).collect(),
         })
         .collect();
