@@ -361,6 +361,109 @@ pub fn check_wpa_supplicant(root: &Path, coverage: WifiCoverage) -> Vec<Finding>
     findings
 }
 
+/// Reads the values of one section of an iwd settings file (an INI dialect), with their line
+/// numbers. A key given twice keeps its last value.
+fn ini_section(text: &str, wanted: &str) -> BTreeMap<String, (String, usize)> {
+    let mut values = BTreeMap::new();
+    let mut inside = false;
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = line
+            .strip_prefix('[')
+            .and_then(|rest| rest.strip_suffix(']'))
+        {
+            inside = name == wanted;
+            continue;
+        }
+        if let (true, Some((key, value))) = (inside, line.split_once('=')) {
+            values.insert(
+                key.trim().to_string(),
+                (value.trim().to_string(), index + 1),
+            );
+        }
+    }
+    values
+}
+
+/// Checks iwd's `/etc/iwd/main.conf` where iwd is in use (the file exists, or iwd's state
+/// folder `/var/lib/iwd` does). `[General] AddressRandomization` defaults to `disabled`, which
+/// associates with the interface address; `network` derives a per-network address from the
+/// permanent address and the SSID without a secret, so anyone with both can compute it.
+/// `[Scan] DisableMacAddressRandomization=true` sends probe requests from the interface address.
+pub fn check_iwd(root: &Path, coverage: WifiCoverage) -> Vec<Finding> {
+    let path = root.join("etc/iwd/main.conf");
+    let text = match read_text(&path) {
+        Some(text) => text,
+        None if root.join("var/lib/iwd").is_dir() => String::new(),
+        None => return Vec::new(),
+    };
+    let shown = display_path(root, &path);
+    let general = ini_section(&text, "General");
+    let scan = ini_section(&text, "Scan");
+    let location = |line: usize| Some(format!("{shown}:{line}"));
+    let mut findings = Vec::new();
+
+    let (mode, mode_line) = general
+        .get("AddressRandomization")
+        .map_or(("disabled", None), |(value, line)| {
+            (value.as_str(), Some(*line))
+        });
+    // NOTE: iwd keeping the address that the daemon's link rules set is assumed, not tested.
+    // The Wi-Fi lab does not run iwd.
+    if mode == "disabled" && !coverage.address {
+        findings.push(Finding {
+            code: "iwd-address-randomization",
+            severity: Severity::Medium,
+            subject: shown.clone(),
+            location: mode_line.and_then(location),
+            leak: "iwd associates with the interface address (AddressRandomization=disabled, \
+                   the default), the permanent one unless something changed it"
+                .into(),
+            reason: "every access point records the association address".into(),
+            fix: format!("set [General] AddressRandomization=once in {shown}"),
+        });
+    }
+    if mode == "network" {
+        findings.push(Finding {
+            code: "iwd-network-address-derivable",
+            severity: Severity::Low,
+            subject: shown.clone(),
+            location: mode_line.and_then(location),
+            leak: "iwd derives each network's address from the permanent address and the SSID \
+                   (AddressRandomization=network), with no secret"
+                .into(),
+            reason: "anyone who knows the permanent address can compute the address used on a \
+                     network and recognize the card there"
+                .into(),
+            fix: format!(
+                "set [General] AddressRandomization=once in {shown}, or an AddressOverride per \
+                 network"
+            ),
+        });
+    }
+
+    let scan_off = scan
+        .get("DisableMacAddressRandomization")
+        .filter(|(value, _)| value == "true");
+    if let Some((_, line)) = scan_off {
+        findings.push(Finding {
+            code: "iwd-scan-address",
+            severity: Severity::Medium,
+            subject: shown.clone(),
+            location: location(*line),
+            leak: "iwd scans with the interface address ([Scan] \
+                   DisableMacAddressRandomization=true)"
+                .into(),
+            reason: "probe requests are heard by every access point and tracker in range".into(),
+            fix: format!("remove DisableMacAddressRandomization from {shown}"),
+        });
+    }
+    findings
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,5 +659,57 @@ mod tests {
             "mac_addr=1\npreassoc_mac_addr=1\nauto_uuid=1\np2p_disabled=1\n",
         );
         assert!(check_wpa_supplicant(root.path(), covered).is_empty());
+    }
+
+    #[test]
+    fn iwd_defaults_are_reported() {
+        let root = tempfile::tempdir().unwrap();
+        assert!(check_iwd(root.path(), WifiCoverage::default()).is_empty());
+
+        // iwd's state folder alone means iwd runs on its defaults.
+        fs::create_dir_all(root.path().join("var/lib/iwd")).unwrap();
+        let findings = check_iwd(root.path(), WifiCoverage::default());
+        assert_eq!(codes(&findings), ["iwd-address-randomization"]);
+        assert_eq!(findings[0].location, None);
+
+        let covered = WifiCoverage {
+            address: true,
+            scans: true,
+        };
+        assert!(check_iwd(root.path(), covered).is_empty());
+    }
+
+    #[test]
+    fn iwd_settings_are_judged() {
+        let root = tempfile::tempdir().unwrap();
+        let path = "etc/iwd/main.conf";
+        write(
+            root.path(),
+            path,
+            "[General]\nAddressRandomization=network\n\n[Scan]\n\
+             DisableMacAddressRandomization=true\n",
+        );
+        let findings = check_iwd(root.path(), WifiCoverage::default());
+        assert_eq!(
+            codes(&findings),
+            ["iwd-network-address-derivable", "iwd-scan-address"]
+        );
+        assert_eq!(
+            findings[0].location.as_deref(),
+            Some("/etc/iwd/main.conf:2")
+        );
+        assert_eq!(
+            findings[1].location.as_deref(),
+            Some("/etc/iwd/main.conf:5")
+        );
+
+        // A key of another group does not count.
+        write(
+            root.path(),
+            path,
+            "[General]\nAddressRandomization=once\n[Network]\n\
+             DisableMacAddressRandomization=true\n",
+        );
+        assert!(check_iwd(root.path(), WifiCoverage::default()).is_empty());
     }
 }
