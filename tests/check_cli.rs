@@ -322,3 +322,19 @@ fn check_supplicant_under_daemon() {
     );
     drop(lock);
 }
+
+#[test]
+fn check_missing_root_is_an_error() {
+    let missing = tempfile::tempdir().unwrap().path().join("typo");
+    for command in [&["check", "--json"][..], &["config", "check", "--json"][..]] {
+        let mut args = command.to_vec();
+        args.extend(["--root", missing.to_str().unwrap()]);
+        let output = macveil(&args);
+        assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+            panic!("{command:?} printed no JSON ({err}): {}", describe(&output))
+        });
+        let error = report["error"].as_str().unwrap_or_default();
+        assert!(error.contains("no such folder"), "{report}");
+    }
+}

@@ -136,6 +136,16 @@ fn install_and_uninstall_into_root() {
     assert_eq!(fs::read(path("var/lib/macveil/secret_key")).unwrap(), key);
     assert!(fs::read_to_string(&config).unwrap().contains("random"));
 
+    // --restore would change this system's links, not the image's, so it needs --state-dir.
+    let output = macveil(&["uninstall", "--root", root_arg, "--restore"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("give --state-dir"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(path("etc/systemd/system/macveil.service").exists());
+
     // Uninstalling keeps the key and configuration unless purged.
     let output = macveil(&["uninstall", "--root", root_arg]);
     assert!(output.status.success(), "{}", text(&output.stderr));

@@ -545,3 +545,58 @@ fn check_reports_network_manager_exposure_then_fix() {
         started.elapsed()
     );
 }
+
+#[test]
+fn nm_install_image_runs_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let status = root.path().join("var/lib/dpkg/status");
+    fs::create_dir_all(status.parent().unwrap()).unwrap();
+    fs::write(
+        &status,
+        "Package: network-manager\nStatus: install ok installed\nVersion: 1.42.4-1\n\n",
+    )
+    .unwrap();
+    let install = |extra: &[&str]| {
+        Command::new(MACVEIL)
+            .args(["nm", "install", "--root"])
+            .arg(root.path())
+            .args(extra)
+            .output()
+            .expect("failed to run macveil")
+    };
+    let target = root
+        .path()
+        .join("etc/NetworkManager/conf.d/90-macveil.conf");
+
+    let verify = install(&["--verify"]);
+    expect_exit(&verify, 2, "--verify on an image");
+    assert!(!target.exists(), "--verify on an image wrote the drop-in");
+
+    let output = install(&[]);
+    expect_exit(&output, 0, "install into an image");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("reads the drop-in when that system starts"),
+        "{stdout}"
+    );
+    assert!(target.exists(), "the drop-in was not written");
+
+    // The image's package database decides the version, not the running system's program.
+    let policy = root.path().join("ssid.conf");
+    fs::write(
+        &policy,
+        "[connection-wifi]\nmatch-device=type:wifi\nwifi.cloned-mac-address=stable-ssid\n",
+    )
+    .unwrap();
+    fs::write(
+        &status,
+        "Package: network-manager\nStatus: install ok installed\nVersion: 1.46.0-1\n\n",
+    )
+    .unwrap();
+    let newer = install(&["--dry-run", "--policy", policy.to_str().unwrap()]);
+    expect_exit(
+        &newer,
+        0,
+        "stable-ssid on an image with NetworkManager 1.46",
+    );
+}

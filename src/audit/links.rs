@@ -130,8 +130,9 @@ fn address_finding(link: &LinkState, identities: &[Identity<'_>]) -> Option<Find
                 address.redacted()
             ),
             format!(
-                "give it another address: 'macveil set {}' (it takes the link down briefly), \
-                 and keep the macveil daemon running so that it stays replaced",
+                "give it another address: 'macveil set {} --random' (add --cycle for a driver \
+                 that rejects changes while the link is up), and keep the macveil daemon \
+                 running so that it stays replaced",
                 link.name
             ),
         )
@@ -147,8 +148,8 @@ fn address_finding(link: &LinkState, identities: &[Identity<'_>]) -> Option<Find
                 address.redacted()
             ),
             format!(
-                "give {} its own address ('macveil set {}'), and replace the address of {} \
-                 before {} is created or its ports are added",
+                "give {} its own address ('macveil set {} --random'), and replace the address \
+                 of {} before {} is created or its ports are added",
                 link.name, link.name, identity.owner, link.name
             ),
         )

@@ -101,12 +101,11 @@ struct Observed {
 
 pub(super) fn run(args: &CheckArgs) -> anyhow::Result<Status> {
     let root = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
+    super::require_root_dir(&root)?;
     let paths = NmPaths::under(&root);
     let mut notes = Vec::new();
 
-    let Some(config) = load_macveil_config(&root, args.config.clone()) else {
-        return Ok(Status::Error);
-    };
+    let config = load_macveil_config(&root, args.config.clone())?;
 
     let netns = match &args.netns {
         None => Netns::Current,
@@ -181,15 +180,19 @@ pub(super) fn run(args: &CheckArgs) -> anyhow::Result<Status> {
         }
     }
 
-    let programs = match &args.nm_bindir {
-        Some(dir) => Programs::in_dir(dir),
-        None => Programs::from_path(),
+    let programs = match (&args.nm_bindir, &args.root) {
+        (Some(dir), _) => Programs::in_dir(dir),
+        (None, Some(root)) if root != Path::new("/") => Programs::for_image(root),
+        (None, _) => Programs::from_path(),
     };
 
-    let nm = match nm_view(&paths, &programs, args.root.is_some(), &mut notes) {
-        Ok(nm) => nm,
-        Err(()) => return Ok(Status::Error),
-    };
+    let nm = nm_view(
+        &paths,
+        &programs,
+        args.root.is_some(),
+        &mut notes,
+        &mut findings,
+    );
     let facts: Vec<LinkFacts> = observed.iter().map(|item| item.facts.clone()).collect();
     if let Some((nm_config, profiles, nm_version)) = &nm {
         let covered = |link: &LinkFacts| {
@@ -282,25 +285,23 @@ fn wifi_coverage(config: &Config, observed: &[Observed], daemon_running: bool) -
     }
 }
 
-/// Loads macveil's own policy, or prints every problem and returns `None`.
-fn load_macveil_config(root: &Path, file: Option<PathBuf>) -> Option<Config> {
+/// Loads macveil's own policy. The error lists every problem.
+fn load_macveil_config(root: &Path, file: Option<PathBuf>) -> anyhow::Result<Config> {
     let options = LoadOptions {
         file,
         nm_config: false,
     };
-    match Config::load(&ConfigPaths::under(root), &options) {
-        Ok(config) => Some(config),
-        Err(ConfigErrors(errors)) => {
-            for error in &errors {
-                eprintln!("macveil: error: {error}");
-            }
-            eprintln!(
-                "macveil: macveil's configuration is invalid, so which links it manages is \
-                 unknown; fix it first ('macveil config check')"
-            );
-            None
+    Config::load(&ConfigPaths::under(root), &options).map_err(|ConfigErrors(errors)| {
+        let mut message = String::from(
+            "macveil's configuration is invalid, so which links it manages is unknown; fix it \
+             first ('macveil config check'):",
+        );
+        for error in &errors {
+            message.push('\n');
+            message.push_str(&error.to_string());
         }
-    }
+        anyhow::Error::msg(message)
+    })
 }
 
 /// Builds the facts the policy is resolved from. In the caller's own namespace sysfs shows
@@ -381,14 +382,15 @@ fn nm_view(
     programs: &Programs,
     offline: bool,
     notes: &mut Vec<String>,
-) -> Result<Option<NmView>, ()> {
+    findings: &mut Vec<Finding>,
+) -> Option<NmView> {
     let version = match version::installed_version(programs) {
         Ok(version) => Some(version),
         Err(VersionError::NotInstalled { .. }) if !offline => {
             notes.push(String::from(
                 "NetworkManager is not installed, so its configuration was not checked",
             ));
-            return Ok(None);
+            return None;
         }
         Err(err) => {
             if !offline {
@@ -403,11 +405,30 @@ fn nm_view(
     let config = match NmConfig::load(&paths.config) {
         Ok(config) => config,
         Err(ConfigErrors(errors)) => {
-            for error in &errors {
-                eprintln!("macveil: error: {error}");
-            }
-            eprintln!("macveil: NetworkManager's configuration is invalid; fix it first");
-            return Err(());
+            // NetworkManager logs what it cannot read and goes on without it, so the keys
+            // keep their defaults: preserve, the address the link has.
+            findings.extend(errors.iter().map(|error| {
+                Finding {
+                    code: "nm-config-invalid",
+                    severity: Severity::Medium,
+                    subject: String::from("NetworkManager configuration"),
+                    location: None,
+                    leak: format!("NetworkManager cannot use this setting: {error}"),
+                    reason:
+                        "NetworkManager ignores it, so the key keeps its default, which for the \
+                         MAC keys leaves the hardware address in place"
+                            .into(),
+                    fix: String::from(
+                        "correct the value; 'macveil nm status' lists every problem in \
+                     NetworkManager's files",
+                    ),
+                }
+            }));
+            notes.push(String::from(
+                "NetworkManager's profiles were not checked, because its configuration has \
+                 invalid settings",
+            ));
+            return None;
         }
     };
     let profiles = Profiles::load(&paths.root);
@@ -417,7 +438,7 @@ fn nm_view(
             skipped.display_path, skipped.reason
         ));
     }
-    Ok(Some((config, profiles, version)))
+    Some((config, profiles, version))
 }
 
 /// Returns whether NetworkManager replaces the link's hardware address. It must manage the link,

@@ -75,7 +75,10 @@ pub(super) fn run(args: &ConfigArgs) -> anyhow::Result<Status> {
 
 fn run_check(args: &CheckArgs) -> anyhow::Result<Status> {
     let paths = match &args.root {
-        Some(root) => ConfigPaths::under(root),
+        Some(root) => {
+            super::require_root_dir(root)?;
+            ConfigPaths::under(root)
+        }
         None => ConfigPaths::system(),
     };
     let options = LoadOptions {

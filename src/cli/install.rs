@@ -75,9 +75,11 @@ pub struct UninstallArgs {
     #[arg(long)]
     pub purge: bool,
 
-    /// The daemon's state directory, whose records name the links --restore changes back.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
-    pub state_dir: PathBuf,
+    /// The daemon's state directory, whose records name the links --restore changes back
+    /// [default: /run/macveil]. With --root, --restore needs it, because the links it changes
+    /// are those of the running system.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 
     /// Restore the links of this network namespace instead of the caller's.
     #[arg(long, value_name = "NAME|PATH")]
@@ -155,6 +157,13 @@ pub(super) fn run_install(args: &InstallArgs) -> anyhow::Result<Status> {
 pub(super) fn run_uninstall(args: &UninstallArgs) -> anyhow::Result<Status> {
     let layout = Layout::new(&args.root);
     let on_system = layout.is_system_root();
+    if args.restore && !on_system && args.state_dir.is_none() {
+        anyhow::bail!(
+            "--restore changes the links of the running system, not of the system below {}; \
+             give --state-dir (and --netns) to restore this system's links on purpose",
+            args.root.display()
+        );
+    }
     if on_system {
         // Stopped first, so that it does not undo the restored addresses.
         system("systemctl", &["disable", "--now", "macveil.service"])?;
@@ -189,7 +198,12 @@ fn restore(args: &UninstallArgs) -> anyhow::Result<Status> {
         None => Netns::Current,
     };
     let mut ops = LinkHandle::open(&netns)?;
-    let restored = restore_links(&mut ops, Path::new(&args.state_dir))?;
+    let restored = restore_links(
+        &mut ops,
+        args.state_dir
+            .as_deref()
+            .unwrap_or(Path::new(DEFAULT_STATE_DIR)),
+    )?;
     for report in &restored.reports {
         match &report.outcome {
             Outcome::Failed(err) => println!("failed     {}: {err}", report.name),

@@ -165,8 +165,60 @@ pub fn parse_args() -> Cli {
     Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
 }
 
-/// Runs the parsed command and prints any error to stderr.
+/// Checks that a `--root` folder exists, so that a mistyped path is an error and not an empty
+/// system with nothing to report.
+fn require_root_dir(root: &std::path::Path) -> anyhow::Result<()> {
+    if root.is_dir() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "--root {}: no such folder; give the folder where the system is mounted",
+        root.display()
+    )
+}
+
+/// Returns whether the command was asked for JSON output.
+fn wants_json(command: &Command) -> bool {
+    match command {
+        Command::Gen(args) => args.json,
+        Command::Check(args) => args.json,
+        Command::Config(args) => match &args.command {
+            config::ConfigCommand::Check(args) => args.json,
+        },
+        Command::Vendor(args) => args.json,
+        Command::Nm(args) => match &args.command {
+            nm::NmCommand::Status(args) => args.json,
+            nm::NmCommand::Predict(args) => args.json,
+            nm::NmCommand::Install(_) => false,
+        },
+        Command::Show(args) => args.json,
+        Command::Set(args) => args.change.json,
+        Command::Restore(args) => args.change.json,
+        Command::Wifi(args) => match &args.command {
+            wifi::WifiCommand::Connect(args) => args.supplicant.json,
+            wifi::WifiCommand::ScanPrivacy(args) => args.supplicant.json,
+            wifi::WifiCommand::Check(args) => args.supplicant.json,
+        },
+        Command::Daemon(_)
+        | Command::UdevApply(_)
+        | Command::Install(_)
+        | Command::Uninstall(_)
+        | Command::Completions(_)
+        | Command::Manpage => false,
+    }
+}
+
+/// The JSON a command asked for `--json` prints when it fails before it has a report, so that a
+/// script's parser always gets an object.
+#[derive(serde::Serialize)]
+struct ErrorReport {
+    error: String,
+}
+
+/// Runs the parsed command and prints any error to stderr, and with `--json` also as
+/// `{"error": ...}` on stdout.
 pub fn run(cli: Cli) -> Status {
+    let json = wants_json(&cli.command);
     let result = match cli.command {
         Command::Gen(args) => generate::run(&args),
         Command::Check(args) => check::run(&args),
@@ -188,7 +240,21 @@ pub fn run(cli: Cli) -> Status {
         Ok(status) => status,
         Err(err) if is_broken_pipe(&err) => Status::Success,
         Err(err) => {
-            eprintln!("macveil: error: {err:#}");
+            // One prefix per line, so that a journal that splits lines keeps each one
+            // attributed.
+            let message = format!("{err:#}");
+            for (index, line) in message.lines().enumerate() {
+                if index == 0 {
+                    eprintln!("macveil: error: {line}");
+                } else {
+                    eprintln!("macveil:   {line}");
+                }
+            }
+            if json {
+                let report = ErrorReport { error: message };
+                // stdout may be closed already; the message is on stderr either way.
+                let _ = write_json(&mut io::stdout().lock(), &report);
+            }
             Status::Error
         }
     }

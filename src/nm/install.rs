@@ -353,6 +353,17 @@ pub enum ReloadError {
         source: io::Error,
     },
 
+    /// The configuration belongs to a system image, whose NetworkManager does not run.
+    #[error(
+        "NetworkManager of the system below {} is not running here; it reads the drop-in when \
+         that system starts",
+        root.display()
+    )]
+    Image {
+        /// The image's root.
+        root: PathBuf,
+    },
+
     /// nmcli ran and failed, for example because NetworkManager is not running.
     #[error(
         "'nmcli general reload conf' failed ({status}): {stderr}; NetworkManager reads the \
@@ -369,6 +380,9 @@ pub enum ReloadError {
 /// Asks the running NetworkManager to reload its configuration files
 /// (`nmcli general reload conf`, which calls its D-Bus `Reload` method).
 pub fn reload(programs: &Programs) -> Result<(), ReloadError> {
+    if let Some(root) = &programs.image {
+        return Err(ReloadError::Image { root: root.clone() });
+    }
     let output = Command::new(&programs.nmcli)
         .args(["general", "reload", "conf"])
         .env("LC_ALL", "C")

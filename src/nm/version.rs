@@ -218,6 +218,9 @@ pub struct Programs {
     pub network_manager: PathBuf,
     /// The command-line client.
     pub nmcli: PathBuf,
+    /// The root of a system that is not the running one (a mounted image). Its programs are
+    /// not run: the version comes from its package database, and no daemon of it runs.
+    pub image: Option<PathBuf>,
 }
 
 /// Folders that hold the NetworkManager daemon on Debian and Fedora; `sbin` is often missing from
@@ -233,6 +236,7 @@ impl Programs {
         Programs {
             network_manager,
             nmcli,
+            image: None,
         }
     }
 
@@ -241,8 +245,50 @@ impl Programs {
         Programs {
             network_manager: dir.join("NetworkManager"),
             nmcli: dir.join("nmcli"),
+            image: None,
         }
     }
+
+    /// Describes the NetworkManager of the system below `root`, which is not the running one.
+    pub fn for_image(root: &Path) -> Programs {
+        Programs {
+            network_manager: root.join("usr/sbin/NetworkManager"),
+            nmcli: root.join("usr/bin/nmcli"),
+            image: Some(root.to_path_buf()),
+        }
+    }
+}
+
+/// dpkg's record of installed packages, relative to the root.
+const DPKG_STATUS: &str = "var/lib/dpkg/status";
+
+/// Reads the version of the installed `network-manager` package from dpkg's status file below
+/// `root`, without the epoch and the Debian revision.
+fn packaged_version(root: &Path) -> Result<NmVersion, VersionError> {
+    let path = root.join(DPKG_STATUS);
+    let unknown = || VersionError::NotInImage {
+        root: root.to_path_buf(),
+    };
+    let text = std::fs::read_to_string(&path).map_err(|_| unknown())?;
+    for stanza in text.split("\n\n") {
+        let field = |name: &str| {
+            stanza
+                .lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        let installed = field("Status").is_some_and(|status| status.ends_with(" installed"));
+        if field("Package") != Some("network-manager") || !installed {
+            continue;
+        }
+        let version = field("Version").ok_or_else(unknown)?;
+        let upstream = version.split_once(':').map_or(version, |(_, rest)| rest);
+        return upstream.parse().map_err(|source| VersionError::Invalid {
+            program: path.clone(),
+            source,
+        });
+    }
+    Err(unknown())
 }
 
 /// Finds `name` in `PATH`, then in `extra` folders.
@@ -289,6 +335,17 @@ pub enum VersionError {
         stderr: String,
     },
 
+    /// The version of NetworkManager in a system image is not recorded.
+    #[error(
+        "no installed network-manager package is recorded in {}; NetworkManager's version in \
+         that system is unknown",
+        root.join(DPKG_STATUS).display()
+    )]
+    NotInImage {
+        /// The image's root.
+        root: PathBuf,
+    },
+
     /// The output is not a version.
     #[error("{} -V printed an unexpected version: {source}", program.display())]
     Invalid {
@@ -300,8 +357,12 @@ pub enum VersionError {
     },
 }
 
-/// Reads the installed version with `NetworkManager -V`.
+/// Reads the installed version with `NetworkManager -V`, or for an image from its package
+/// database.
 pub fn installed_version(programs: &Programs) -> Result<NmVersion, VersionError> {
+    if let Some(root) = &programs.image {
+        return packaged_version(root);
+    }
     let program = &programs.network_manager;
     let output = match Command::new(program).arg("-V").output() {
         Ok(output) => output,
@@ -335,6 +396,9 @@ pub fn installed_version(programs: &Programs) -> Result<NmVersion, VersionError>
 /// Reads the running daemon's version over D-Bus with `nmcli -g VERSION general`. Returns
 /// `None` when nmcli is missing or NetworkManager is not running.
 pub fn running_version(programs: &Programs) -> Option<NmVersion> {
+    if programs.image.is_some() {
+        return None;
+    }
     let output = Command::new(&programs.nmcli)
         .args(["-g", "VERSION", "general"])
         .env("LC_ALL", "C")
@@ -428,5 +492,39 @@ mod tests {
         assert!(matches!(err, VersionError::NotInstalled { .. }), "{err}");
         assert!(err.to_string().contains("not installed"), "{err}");
         assert_eq!(running_version(&programs), None);
+    }
+
+    #[test]
+    fn image_version_comes_from_dpkg() {
+        let root = tempfile::tempdir().unwrap();
+        let programs = Programs::for_image(root.path());
+        assert!(matches!(
+            installed_version(&programs),
+            Err(VersionError::NotInImage { .. })
+        ));
+        assert_eq!(running_version(&programs), None);
+
+        let status = root.path().join(DPKG_STATUS);
+        std::fs::create_dir_all(status.parent().unwrap()).unwrap();
+        std::fs::write(
+            &status,
+            "Package: network-manager-gnome\nStatus: install ok installed\nVersion: 1.30.0-2\n\n\
+             Package: network-manager\nStatus: deinstall ok config-files\nVersion: 1.30.0-1\n\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            installed_version(&programs),
+            Err(VersionError::NotInImage { .. })
+        ));
+
+        std::fs::write(
+            &status,
+            "Package: network-manager\nStatus: install ok installed\nVersion: 1:1.42.4-1\n\n",
+        )
+        .unwrap();
+        assert_eq!(
+            installed_version(&programs).unwrap(),
+            "1.42.4".parse().unwrap()
+        );
     }
 }

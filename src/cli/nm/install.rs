@@ -4,8 +4,15 @@
 use super::*;
 
 pub(super) fn run_install(args: &InstallArgs) -> anyhow::Result<Status> {
-    let paths = args.target.paths();
+    let paths = args.target.paths()?;
     let programs = args.target.programs();
+    if let (Some(root), true) = (&programs.image, args.verify) {
+        anyhow::bail!(
+            "--verify watches the running NetworkManager's activations, and the system below {} \
+             is not running here; install without --verify",
+            root.display()
+        );
+    }
 
     let (name, text) = match &args.policy {
         Some(path) => {
@@ -59,10 +66,14 @@ pub(super) fn run_install(args: &InstallArgs) -> anyhow::Result<Status> {
             writeln!(out, "would write {}:", plan.target.display())?;
             write!(out, "{content}")?;
         }
-        writeln!(
-            out,
-            "would run 'nmcli general reload conf'; nothing was changed"
-        )?;
+        if programs.image.is_some() {
+            writeln!(out, "nothing was changed")?;
+        } else {
+            writeln!(
+                out,
+                "would run 'nmcli general reload conf'; nothing was changed"
+            )?;
+        }
         return Ok(Status::Success);
     }
 
@@ -79,6 +90,10 @@ pub(super) fn run_install(args: &InstallArgs) -> anyhow::Result<Status> {
 
     match dropin::reload(&programs) {
         Ok(()) => println!("NetworkManager reloaded its configuration"),
+        Err(err @ dropin::ReloadError::Image { .. }) => {
+            println!("{err}");
+            return Ok(Status::Success);
+        }
         Err(err) if args.verify => {
             eprintln!("macveil: error: {err}; cannot verify");
             return Ok(Status::Failure);

@@ -79,14 +79,17 @@ pub struct NmTarget {
 }
 
 impl NmTarget {
-    fn paths(&self) -> NmPaths {
-        NmPaths::under(self.root.as_deref().unwrap_or(Path::new("/")))
+    fn paths(&self) -> anyhow::Result<NmPaths> {
+        let root = self.root.as_deref().unwrap_or(Path::new("/"));
+        super::require_root_dir(root)?;
+        Ok(NmPaths::under(root))
     }
 
     fn programs(&self) -> Programs {
-        match &self.nm_bindir {
-            Some(dir) => Programs::in_dir(dir),
-            None => Programs::from_path(),
+        match (&self.nm_bindir, &self.root) {
+            (Some(dir), _) => Programs::in_dir(dir),
+            (None, Some(root)) if root != Path::new("/") => Programs::for_image(root),
+            (None, _) => Programs::from_path(),
         }
     }
 }

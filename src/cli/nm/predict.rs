@@ -12,7 +12,7 @@ struct PredictReport {
 }
 
 pub(super) fn run_predict(args: &PredictArgs) -> anyhow::Result<Status> {
-    let paths = args.target.paths();
+    let paths = args.target.paths()?;
     let programs = args.target.programs();
 
     let version = match version::installed_version(&programs) {

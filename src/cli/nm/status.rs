@@ -73,7 +73,7 @@ struct SkippedReport {
 }
 
 pub(super) fn run_status(args: &StatusArgs) -> anyhow::Result<Status> {
-    let paths = args.target.paths();
+    let paths = args.target.paths()?;
     let programs = args.target.programs();
 
     let installed = version::installed_version(&programs);
