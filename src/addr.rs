@@ -34,12 +34,13 @@ pub enum AddrError {
     /// The address has the group (multicast) bit set, so no link can use it as its own.
     #[error(
         "{addr} is a group (multicast) address: bit 0 of the first octet (0x01) is set, and a \
-         link cannot use it as its own address; clear that bit, for example {corrected}"
+         link cannot use it as its own address; clear that bit, for example {corrected} (with \
+         the locally administered bit set, as in every address macveil makes)"
     )]
     Group {
         /// The rejected address.
         addr: MacAddr,
-        /// The same address with the group bit cleared.
+        /// The same address with the group bit cleared and the locally administered bit set.
         corrected: MacAddr,
     },
 
@@ -113,7 +114,7 @@ impl MacAddr {
         }
         if self.is_group() {
             let mut corrected = *self;
-            corrected.0[0] &= !GROUP_BIT;
+            corrected.0[0] = (corrected.0[0] & !GROUP_BIT) | LOCAL_BIT;
             return Err(AddrError::Group {
                 addr: *self,
                 corrected,

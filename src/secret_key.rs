@@ -215,8 +215,9 @@ fn not_found_hint(path: &Path) -> String {
             .to_string();
     }
     format!(
-        ", and macveil never creates one implicitly. Create it with {}, or use an existing key \
-         with --secret-key FILE, such as NetworkManager's {NETWORKMANAGER_KEY_PATH}",
+        ", and macveil never creates one implicitly. Create it by adding --create-secret-key \
+         to the command (for example {}), or use an existing key with --secret-key FILE, such \
+         as NetworkManager's {NETWORKMANAGER_KEY_PATH}",
         create_command(path)
     )
 }

@@ -109,13 +109,8 @@ fn check_netns_exposed_then_fixed() {
         "only the missing daemon remains: {report:#}"
     );
 
-    // ...and a running daemon, which holds its lock for as long as it runs.
-    let lock_path = root.path().join("run/macveil/daemon.lock");
-    fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
-    let lock = fs::File::create(&lock_path).unwrap();
-    // SAFETY: flock takes a descriptor that `lock` keeps open until the end of the test.
-    let locked = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    assert_eq!(locked, 0, "{}", std::io::Error::last_os_error());
+    // ...and a running daemon, which holds its lock in its state folder for as long as it runs.
+    let lock = hold_daemon_lock(state.path());
 
     let (output, report) = check(&netns, root.path(), &config, state.path());
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
@@ -244,10 +239,10 @@ fn check_invalid_policy_is_an_error() {
     assert!(stderr.contains("macveil.manage"), "{stderr}");
 }
 
-/// Holds the daemon's lock below `root`, as a running daemon does, until the file is dropped.
-fn hold_daemon_lock(root: &Path) -> fs::File {
-    let lock_path = root.join("run/macveil/daemon.lock");
-    fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
+/// Holds the daemon's lock in the state folder `state`, as a running daemon does, until the file
+/// is dropped.
+fn hold_daemon_lock(state: &Path) -> fs::File {
+    let lock_path = state.join("daemon.lock");
     let lock = fs::File::create(&lock_path).unwrap();
     // SAFETY: flock takes a descriptor that the returned file keeps open.
     let locked = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -301,7 +296,7 @@ fn check_supplicant_under_daemon() {
     );
 
     // Under the daemon they are what it needs.
-    let lock = hold_daemon_lock(root.path());
+    let lock = hold_daemon_lock(state.path());
     let (output, report) = check(&netns, root.path(), &config, state.path());
     assert!(supplicant_codes(&report).is_empty(), "{report:#}");
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));

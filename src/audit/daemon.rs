@@ -36,7 +36,13 @@ pub enum DaemonState {
 /// Looks the daemon's lock up below `root`, in the kernel's lock table `proc_locks` (normally
 /// `/proc/locks`).
 pub fn daemon_state(root: &Path, proc_locks: &Path) -> DaemonState {
-    let path = root.join(DAEMON_LOCK);
+    lock_state(&root.join(DAEMON_LOCK), proc_locks)
+}
+
+/// Looks up whether a process holds the daemon's lock file `path` (`daemon.lock` in the state
+/// folder the daemon was started with).
+pub fn lock_state(path: &Path, proc_locks: &Path) -> DaemonState {
+    let path = path.to_path_buf();
     let metadata = match fs::metadata(&path) {
         Ok(metadata) => metadata,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return DaemonState::NotRunning,

@@ -147,7 +147,11 @@ pub(super) fn run(args: &CheckArgs) -> anyhow::Result<Status> {
         .unwrap_or_else(|| root.join(DEFAULT_STATE_DIR.trim_start_matches('/')));
     let link_states = link_states(&observed, &addresses, &state_dir, handle.netns_key());
 
-    let daemon = daemon::daemon_state(&root, Path::new("/proc/locks"));
+    // The daemon takes its lock in its state folder, which --state-dir names.
+    let daemon = match &args.state_dir {
+        Some(dir) => daemon::lock_state(&dir.join("daemon.lock"), Path::new("/proc/locks")),
+        None => daemon::daemon_state(&root, Path::new("/proc/locks")),
+    };
     let daemon_running = matches!(daemon, DaemonState::Running { .. });
 
     let mut findings = links::check_links(&link_states);

@@ -59,8 +59,9 @@ pub struct StableArgs {
     #[arg(long, value_name = "SSID", help_heading = "Stable address")]
     pub ssid: Option<OsString>,
 
-    /// Permanent address for ${MAC} and for macveil's own connection identity. Default: the
-    /// interface's permanent address.
+    /// Permanent address for ${MAC} and for macveil's own connection identity. Default with
+    /// `set`: the interface's permanent (or recorded) address. `gen` reads no interface, so
+    /// without --mac its identity comes from the interface name alone.
     #[arg(long = "mac", value_name = "ADDR", help_heading = "Stable address")]
     pub mac: Option<MacAddr>,
 

@@ -544,8 +544,24 @@ struct UncheckedRow {
 
 #[derive(Serialize)]
 struct CheckReport<'a> {
+    /// The interfaces whose supplicant answered.
+    checked: Vec<String>,
     findings: &'a [Finding],
     unchecked: Vec<UncheckedRow>,
+}
+
+/// Lists the interfaces among `links` that have a control socket in `ctrl_dir`.
+fn supplicant_interfaces(ctrl_dir: &Path, links: &[crate::link::Link]) -> Vec<String> {
+    let mut names: Vec<String> = links
+        .iter()
+        .filter(|link| {
+            std::fs::symlink_metadata(ctrl_dir.join(&link.name))
+                .is_ok_and(|meta| std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()))
+        })
+        .map(|link| link.name.clone())
+        .collect();
+    names.sort();
+    names
 }
 
 fn run_check(args: &CheckArgs) -> anyhow::Result<Status> {
@@ -560,19 +576,34 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<Status> {
         links.retain(|link| args.interfaces.contains(&link.name));
     }
 
-    let (findings, unchecked) =
-        audit::check_running(&args.supplicant.ctrl_dir, &links, &ClientOptions::default());
-    let unchecked: Vec<UncheckedRow> = unchecked
+    let ctrl_dir = &args.supplicant.ctrl_dir;
+    let (findings, unchecked) = audit::check_running(ctrl_dir, &links, &ClientOptions::default());
+    let mut unchecked: Vec<UncheckedRow> = unchecked
         .into_iter()
         .map(|item| UncheckedRow {
             interface: item.ifname,
             error: item.error.to_string(),
         })
         .collect();
+    let with_socket = supplicant_interfaces(ctrl_dir, &links);
+    // An interface named on the command line that has no supplicant was not checked.
+    for name in &args.interfaces {
+        if !with_socket.contains(name) {
+            unchecked.push(UncheckedRow {
+                interface: name.clone(),
+                error: format!("no wpa_supplicant control socket in {}", ctrl_dir.display()),
+            });
+        }
+    }
+    let checked: Vec<String> = with_socket
+        .into_iter()
+        .filter(|name| !unchecked.iter().any(|row| &row.interface == name))
+        .collect();
 
     let mut out = io::stdout().lock();
     if args.supplicant.json {
         let report = CheckReport {
+            checked,
             findings: &findings,
             unchecked,
         };
@@ -594,8 +625,14 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<Status> {
     for item in &unchecked {
         writeln!(out, "{}: not checked: {}", item.interface, item.error)?;
     }
-    if findings.is_empty() && unchecked.is_empty() {
-        writeln!(out, "no findings")?;
+    if checked.is_empty() && unchecked.is_empty() {
+        writeln!(
+            out,
+            "no wpa_supplicant control socket in {}; nothing was checked",
+            ctrl_dir.display()
+        )?;
+    } else if findings.is_empty() && unchecked.is_empty() {
+        writeln!(out, "no findings ({} checked)", checked.join(", "))?;
     }
     Ok(check_status(&findings, &unchecked))
 }

@@ -461,6 +461,11 @@ fn describe_reported(reported: &Option<MacAddr>, kept_old: bool) -> String {
 fn netns_hint(err: &io::Error) -> &'static str {
     match err.raw_os_error() {
         Some(libc::ENOENT) => "; list the named namespaces with 'ip netns list'",
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        Some(libc::EPERM | libc::EACCES) if unsafe { libc::geteuid() } == 0 => {
+            "; root may not enter it from here: it belongs to a user namespace (a container's, \
+             or the host's seen from a container) where this process lacks CAP_SYS_ADMIN"
+        }
         Some(libc::EPERM | libc::EACCES) => {
             "; entering a network namespace needs root (CAP_SYS_ADMIN), so run macveil with sudo"
         }
