@@ -358,12 +358,15 @@ fn generate_for(
     Ok(address)
 }
 
-/// Formats an address that may be the one to hide: redacted unless `reveal`.
-fn shown(address: Option<MacAddr>, baseline: Baseline, reveal: bool) -> String {
-    match address {
-        None => String::from("none"),
-        Some(address) => redact::mac(address, baseline.address(), reveal),
-    }
+/// Formats an address that may be the one to hide: redacted unless `reveal`. A link without an
+/// address (or that vanished) gives `None`, which JSON prints as `null`.
+fn shown(address: Option<MacAddr>, baseline: Baseline, reveal: bool) -> Option<String> {
+    address.map(|address| redact::mac(address, baseline.address(), reveal))
+}
+
+/// Formats an optional address for text output.
+fn text_of(address: &Option<String>) -> &str {
+    address.as_deref().unwrap_or("none")
 }
 
 /// Formats IPv6 addresses, redacting those derived from the baseline unless `reveal`.
@@ -388,9 +391,9 @@ struct ReportRow {
     interface: String,
     index: u32,
     result: &'static str,
-    old: String,
+    old: Option<String>,
     requested: Option<String>,
-    new: String,
+    new: Option<String>,
     cycled: bool,
     admin_up: bool,
     removed_ipv6: Vec<String>,
@@ -425,7 +428,7 @@ fn print_dry_run(
                     "planned"
                 },
                 old: shown(plan.link.address, plan.baseline, args.reveal),
-                requested: Some(shown(Some(plan.address), plan.baseline, args.reveal)),
+                requested: shown(Some(plan.address), plan.baseline, args.reveal),
                 new: shown(plan.link.address, plan.baseline, args.reveal),
                 cycled: false,
                 admin_up: plan.link.admin_up,
@@ -442,7 +445,22 @@ fn print_dry_run(
         for plan in plans {
             let old = shown(plan.link.address, plan.baseline, args.reveal);
             let new = shown(Some(plan.address), plan.baseline, args.reveal);
-            writeln!(out, "{}: would change {old} -> {new}", plan.link.name)?;
+            if plan.link.address == Some(plan.address) {
+                writeln!(
+                    out,
+                    "{}: already has {}; nothing to change",
+                    plan.link.name,
+                    text_of(&old)
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{}: would change {} -> {}",
+                    plan.link.name,
+                    text_of(&old),
+                    text_of(&new)
+                )?;
+            }
         }
         for item in unrestorable {
             write_row(&mut out, &item.row())?;
@@ -481,11 +499,13 @@ fn print_reports(
             ),
         };
         rows.push(ReportRow {
-            interface: report.name.clone(),
+            // The name the link had when it was planned: a link that vanished meanwhile is
+            // only known by its index to the change.
+            interface: plan.link.name.clone(),
             index: report.index,
             result,
             old: shown(report.old, plan.baseline, args.reveal),
-            requested: Some(shown(Some(report.requested), plan.baseline, args.reveal)),
+            requested: shown(Some(report.requested), plan.baseline, args.reveal),
             new: shown(report.new, plan.baseline, args.reveal),
             cycled: report.cycled,
             admin_up: report.is_up,
@@ -526,10 +546,26 @@ fn print_reports(
 
 fn write_row(out: &mut impl Write, row: &ReportRow) -> io::Result<()> {
     match row.result {
-        "changed" => writeln!(out, "{}: changed {} -> {}", row.interface, row.old, row.new)?,
-        "unchanged" => writeln!(out, "{}: unchanged, already {}", row.interface, row.new)?,
+        "changed" => writeln!(
+            out,
+            "{}: changed {} -> {}",
+            row.interface,
+            text_of(&row.old),
+            text_of(&row.new)
+        )?,
+        "unchanged" => writeln!(
+            out,
+            "{}: unchanged, already {}",
+            row.interface,
+            text_of(&row.new)
+        )?,
         _ => {
-            writeln!(out, "{}: failed, address is {}", row.interface, row.new)?;
+            writeln!(
+                out,
+                "{}: failed, address is {}",
+                row.interface,
+                text_of(&row.new)
+            )?;
             writeln!(out, "  {}", row.error.as_deref().unwrap_or("unknown error"))?;
         }
     }

@@ -544,7 +544,7 @@ struct UncheckedRow {
 
 #[derive(Serialize)]
 struct CheckReport<'a> {
-    /// The interfaces whose supplicant answered.
+    /// The interfaces whose supplicant was read.
     checked: Vec<String>,
     findings: &'a [Finding],
     unchecked: Vec<UncheckedRow>,

@@ -461,7 +461,7 @@ fn describe_reported(reported: &Option<MacAddr>, kept_old: bool) -> String {
 fn netns_hint(err: &io::Error) -> &'static str {
     match err.raw_os_error() {
         Some(libc::ENOENT) => "; list the named namespaces with 'ip netns list'",
-        // SAFETY: geteuid has no preconditions and cannot fail.
+        // SAFETY: geteuid takes no arguments and only returns the effective user id.
         Some(libc::EPERM | libc::EACCES) if unsafe { libc::geteuid() } == 0 => {
             "; root may not enter it from here: it belongs to a user namespace (a container's, \
              or the host's seen from a container) where this process lacks CAP_SYS_ADMIN"
