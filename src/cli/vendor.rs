@@ -26,7 +26,7 @@ pub struct VendorArgs {
     pub address: Option<MacAddr>,
 
     /// List the vendor blocks whose organization name contains TEXT (case-insensitive).
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub search: Option<String>,
 
     /// Print JSON instead of text.
