@@ -77,8 +77,13 @@ const LAST_RESCAN: Duration = Duration::from_secs(60);
 const FIRST_RETRY: Duration = Duration::from_secs(10);
 const LAST_RETRY: Duration = Duration::from_secs(300);
 
-/// How long one wait for an event lasts before the stop flag is checked again.
-const EVENT_SLICE: Duration = Duration::from_millis(200);
+/// How long one wait for an event lasts before the stop flag is checked again: the longest a
+/// stop request waits, and how often an idle driver thread wakes.
+///
+/// NOTE: a driver thread therefore wakes once a second while the daemon is otherwise idle. A
+/// stop that woke the thread directly would need the control client to wait on a second
+/// descriptor.
+const EVENT_SLICE: Duration = Duration::from_secs(1);
 
 /// Silence after which the driver checks with `PING` that the supplicant still runs. A
 /// supplicant that is killed sends no `CTRL-EVENT-TERMINATING`, and a client that only waits
@@ -88,8 +93,9 @@ const PING_AFTER: Duration = Duration::from_secs(10);
 /// How long the driver waits for one supplicant reply.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How long [`Drivers::stop_all`] waits for the threads to end.
-const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long [`Drivers::stop_all`] waits for the threads to end: a wait for an event, and a
+/// reply in progress.
+const STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// The links whose connections a driver drives. The engine leaves their addresses to the
 /// driver unless a link shows the address it must hide.
@@ -696,6 +702,11 @@ impl Driver {
     }
 
     /// Scans and returns the candidate to connect to, if one is in range.
+    ///
+    /// NOTE: the probe requests of this scan use random addresses only when the supplicant has
+    /// `MAC_RAND_SCAN` on. With `wifi.scan-rand-mac-address=no`, or a driver without random
+    /// scan addresses, they carry the link's address, which after a lost connection is the
+    /// address of the previous network.
     fn choose(
         &mut self,
         ops: &mut Stoppable<'_>,

@@ -293,19 +293,19 @@ struct Running {
 }
 
 impl Running {
-    /// Stops the driver and returns how it ended, failing the test when it took longer than a
-    /// second.
+    /// Stops the driver and returns how it ended, failing the test when it took longer than
+    /// two seconds.
     fn stop(self) -> End {
         self.stop.store(true, Ordering::Relaxed);
         self.join()
     }
 
     fn join(self) -> End {
-        let deadline = Instant::now() + Duration::from_secs(1);
+        let deadline = Instant::now() + EVENT_SLICE * 2;
         while !self.thread.is_finished() {
             assert!(
                 Instant::now() < deadline,
-                "the driver did not end within 1 s"
+                "the driver did not end within 2 s"
             );
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -637,7 +637,11 @@ fn drivers_mark_driven_link_until_stopped() {
 
     let started = Instant::now();
     drivers.stop_all();
-    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(
+        started.elapsed() <= EVENT_SLICE * 2,
+        "{:?}",
+        started.elapsed()
+    );
     assert!(drivers.running().is_empty());
     assert!(!driven.contains(3));
     assert_eq!(world.lock().unwrap().address, setup.stable_ssid(b"home"));
