@@ -177,7 +177,7 @@ type OpenRadio = dyn Fn(&str) -> Result<Box<dyn Radio>, LinkError> + Send + Sync
 struct Running {
     index: u32,
     policy: AddressPolicy,
-    /// The inode of the supplicant socket the driver talks to, which tells a restarted
+    /// The inode of the supplicant socket the driver talks to, which distinguishes a restarted
     /// supplicant from the same one.
     socket: u64,
     stop: Arc<AtomicBool>,
@@ -274,8 +274,8 @@ impl Drivers {
             }
         };
 
-        // The previous driver of the link is told to stop, and the new thread waits for it
-        // before it touches the link, so that two drivers never work on one link at once.
+        // The previous driver of the link gets the stop request, and the new thread waits for
+        // it before it touches the link, so that two drivers never work on one link at once.
         let previous = self.running.remove(ifname).map(|running| {
             running.stop.store(true, Ordering::Relaxed);
             running.thread
@@ -322,9 +322,8 @@ impl Drivers {
     }
 
     /// Stops every driver and waits briefly for the threads to end. A thread still waiting
-    /// on the kernel then ends with the process; it leaves the link in a safe state at every
-    /// step, because [`crate::wifi::drive::connect`] sets the address only while the link is
-    /// down.
+    /// on the kernel then ends with the process. That leaves the link safe at every step,
+    /// because [`crate::wifi::drive::connect`] sets the address only while the link is down.
     pub fn stop_all(&mut self) {
         for running in self.running.values() {
             running.stop.store(true, Ordering::Relaxed);
@@ -454,7 +453,7 @@ impl Job {
     }
 }
 
-/// Why a driver ended.
+/// The reason a driver ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
     /// The daemon stopped it (a reload, a policy change, SIGTERM).
@@ -467,7 +466,7 @@ enum End {
     NoCandidates,
 }
 
-/// What follows a connection.
+/// The outcome of following a connection.
 enum Follow {
     /// The network was not regained in time.
     ChooseAgain,
@@ -503,7 +502,7 @@ impl Driver {
         let mut rescan = Backoff::new(FIRST_RESCAN, LAST_RESCAN);
         let mut retry = Backoff::new(FIRST_RETRY, LAST_RETRY);
         // A network whose connection failed before the supplicant tried it (the address could
-        // not be set, for example) is tried again without a scan: the link is down then, and
+        // not be set, for example) is tried again without a scan. The link is down then, and
         // bringing it up to scan would send with an address chosen for another network.
         let mut pending: Option<Candidate> = None;
         loop {
@@ -599,9 +598,9 @@ impl Driver {
                     }
                     let wait = retry.next();
                     log::error!("{err}; the daemon tries again in {} s", wait.as_secs());
-                    // The radio and the supplicant are left as the error says; a refusal
-                    // means the supplicant's settings changed, which a restart of the
-                    // supplicant picks up.
+                    // The radio and the supplicant are left as the error describes. A refusal
+                    // means that the supplicant's settings changed, and a restart of the
+                    // supplicant starts a new driver that checks them again.
                     if matches!(err, DriveError::SupplicantRandomizes { .. }) {
                         return End::Refused;
                     }
@@ -966,9 +965,9 @@ impl Backoff {
     }
 }
 
-/// The supplicant as a driver uses it: events are read in short slices, so that a stop request
-/// ends any wait within [`EVENT_SLICE`], and `ATTACH` is sent once, because wpa_supplicant
-/// would otherwise send every event twice.
+/// The supplicant as a driver uses it. Events are read in slices, so that a stop request ends
+/// any wait within [`EVENT_SLICE`]. `ATTACH` is sent once per driver, although
+/// [`crate::wifi::drive::connect`] subscribes again for each connection.
 struct Stoppable<'a> {
     supplicant: &'a mut Supplicant,
     stop: Arc<AtomicBool>,

@@ -79,7 +79,7 @@ fn count(world: &Shared, prefix: &str) -> usize {
         .count()
 }
 
-/// The supplicant's answer to one command, from the shared state.
+/// Returns the fake supplicant's reply to one command, from the shared state.
 fn answer(world: &Shared, command: &str) -> Answer {
     let mut world = world.lock().unwrap();
     world.log.push(command.to_string());
@@ -262,7 +262,7 @@ impl Setup {
         Running { stop, thread }
     }
 
-    /// The address `macveil wifi connect --policy stable-ssid` gives for `ssid`.
+    /// Derives the address `macveil wifi connect --policy stable-ssid` gives for `ssid`.
     fn stable_ssid(&self, ssid: &[u8]) -> MacAddr {
         let mut keys = Keys::new(self.key_path());
         let inputs = AddressInputs {
@@ -687,7 +687,7 @@ fn drivers_leave_other_policies_alone() {
 }
 
 #[test]
-fn reload_with_new_policy_restarts_driver_with_recorded_networks() {
+fn policy_change_restarts_driver() {
     let world = world(
         vec![network(0, "home", 0), network(1, "cafe", 0)],
         vec![("home", -40)],

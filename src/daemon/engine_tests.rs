@@ -543,8 +543,8 @@ fn driven_links_not_rotated_but_undone() {
     let tv1 = lab.link("tv1");
     driven.insert(tv0.index);
 
-    // A driver takes its link down to set the address of the network it chose; the engine
-    // leaves that address alone, and rotates only the link no driver drives.
+    // A driver takes its link down to set the address of the network it chose. The engine
+    // leaves that address alone and rotates only the link that no driver drives.
     for name in ["tv0", "tv1"] {
         lab.ns.ip(&["link", "set", name, "up"]);
     }

@@ -413,7 +413,7 @@ mod tests {
     fn scan_results_parsed() {
         let reply = "bssid / frequency / signal level / flags / ssid\n\
                      02:00:00:00:01:00\t2412\t-30\t[ESS]\thome\n\
-                     02:00:00:00:02:00\t5180\t-71\t[WPA2-PSK-CCMP][ESS]\tcaf\\xc3\\xa9\tx\n";
+                     02:00:00:00:02:00\t5180\t-71\t[WPA2-PSK-CCMP][ESS]\tcaf\\xc3\\xa9\\tx\n";
         let results = parse_scan_results(reply).unwrap();
         assert_eq!(results.len(), 2);
         assert_eq!(results[0].bssid, "02:00:00:00:01:00".parse().unwrap());
@@ -421,7 +421,7 @@ mod tests {
         assert_eq!(results[0].signal, -30);
         assert_eq!(results[0].ssid, b"home");
         assert_eq!(results[1].flags, "[WPA2-PSK-CCMP][ESS]");
-        // The SSID is the last column, so a tab inside it stays part of it.
+        // printf_encode() escapes a tab in the SSID as `\t`.
         assert_eq!(results[1].ssid, "café\tx".as_bytes());
     }
 
