@@ -177,6 +177,7 @@ type OpenRadio = dyn Fn(&str) -> Result<Box<dyn Radio>, LinkError> + Send + Sync
 struct Running {
     index: u32,
     policy: AddressPolicy,
+    private_scans: bool,
     /// The inode of the supplicant socket the driver talks to, which distinguishes a restarted
     /// supplicant from the same one.
     socket: u64,
@@ -220,8 +221,9 @@ impl Drivers {
     }
 
     /// Starts, keeps or stops the driver of `link`, whose supplicant control socket exists. A
-    /// running driver is kept when the supplicant and the address policy are the same.
-    pub fn consider(&mut self, link: &Link, policy: &LinkPolicy) {
+    /// running driver is kept when the supplicant, the address policy and `private_scans` are
+    /// the same. `private_scans` is whether the supplicant's scans use random addresses.
+    pub fn consider(&mut self, link: &Link, policy: &LinkPolicy, private_scans: bool) {
         let ifname = link.name.as_str();
         self.reap();
 
@@ -259,6 +261,7 @@ impl Drivers {
         if let Some(running) = self.running.get(ifname)
             && running.socket == socket
             && running.policy == address_policy
+            && running.private_scans == private_scans
             && !running.thread.is_finished()
         {
             return;
@@ -286,6 +289,7 @@ impl Drivers {
             index: link.index,
             hidden: link.permanent,
             policy: address_policy.clone(),
+            private_scans,
             settings: self.settings.clone(),
             driven: self.driven.clone(),
             recorded,
@@ -307,6 +311,7 @@ impl Drivers {
                     Running {
                         index: link.index,
                         policy: address_policy,
+                        private_scans,
                         socket,
                         stop,
                         thread,
@@ -390,6 +395,7 @@ struct Job {
     index: u32,
     hidden: Option<MacAddr>,
     policy: AddressPolicy,
+    private_scans: bool,
     settings: DriverSettings,
     driven: DrivenLinks,
     recorded: Recorded,
@@ -434,6 +440,7 @@ impl Job {
             ifname: ifname.clone(),
             hidden: self.hidden,
             policy: self.policy.clone(),
+            private_scans: self.private_scans,
             boot_id: self.settings.boot_id.clone(),
             keys: Keys::new(&self.settings.key_path),
             recorded: Arc::clone(&self.recorded),
@@ -479,6 +486,9 @@ struct Driver {
     ifname: String,
     hidden: Option<MacAddr>,
     policy: AddressPolicy,
+    /// Whether the supplicant's scans use random addresses. Without them, the driver gives
+    /// the link a fresh random address before it scans to choose again.
+    private_scans: bool,
     boot_id: Option<String>,
     keys: Keys,
     recorded: Recorded,
@@ -505,7 +515,33 @@ impl Driver {
         // not be set, for example) is tried again without a scan. The link is down then, and
         // bringing it up to scan would send with an address chosen for another network.
         let mut pending: Option<Candidate> = None;
+        // Set when the link carries the address of a network that was lost, which scans that
+        // do not use random addresses would show to the networks in range.
+        let mut needs_fresh_address = false;
         loop {
+            if needs_fresh_address {
+                match self.give_fresh_address(radio, &mut ops) {
+                    Ok(()) => needs_fresh_address = false,
+                    Err(err) => {
+                        if let DriveError::Control { source, .. } = &err
+                            && let Some(end) = self.ended(source)
+                        {
+                            return end;
+                        }
+                        let wait = retry.next();
+                        log::error!(
+                            "{err}; the link keeps no address of a lost network, and the daemon \
+                             tries again in {} s",
+                            wait.as_secs()
+                        );
+                        if let Some(end) = self.pause(&mut ops, wait) {
+                            return end;
+                        }
+                        continue;
+                    }
+                }
+            }
+
             let chosen = match pending.take() {
                 Some(chosen) => chosen,
                 None => match self.choose(&mut ops, &candidates) {
@@ -620,6 +656,7 @@ impl Driver {
                     {
                         return end;
                     }
+                    needs_fresh_address = !self.private_scans;
                 }
             }
         }
@@ -702,10 +739,6 @@ impl Driver {
 
     /// Scans and returns the candidate to connect to, if one is in range.
     ///
-    /// NOTE: the probe requests of this scan use random addresses only when the supplicant has
-    /// `MAC_RAND_SCAN` on. With `wifi.scan-rand-mac-address=no`, or a driver without random
-    /// scan addresses, they carry the link's address, which after a lost connection is the
-    /// address of the previous network.
     fn choose(
         &mut self,
         ops: &mut Stoppable<'_>,
@@ -740,6 +773,49 @@ impl Driver {
 
         let results = ops.supplicant.scan_results()?;
         Ok(pick(candidates, &results).cloned())
+    }
+
+    /// Gives the link a fresh random address while it is down, for scans that carry the
+    /// interface address. The supplicant is disconnected, so it sends nothing meanwhile. On
+    /// failure the link stays down.
+    fn give_fresh_address(
+        &mut self,
+        radio: &mut dyn Radio,
+        ops: &mut Stoppable<'_>,
+    ) -> Result<(), DriveError> {
+        let link_error = |source| DriveError::Link {
+            ifname: self.ifname.clone(),
+            source,
+        };
+        let current = radio.read().map_err(link_error)?.address;
+        let avoid: Vec<MacAddr> = current.into_iter().chain(self.hidden).collect();
+        let initial = self.hidden.or(current);
+        let address =
+            crate::generate::random(&mut OsRandom, self.policy.mask.as_ref(), initial, &avoid)
+                .map_err(|err| DriveError::Link {
+                    ifname: self.ifname.clone(),
+                    source: LinkError::Protocol {
+                        operation: crate::link::Operation::SetAddress,
+                        detail: format!("no random address: {err}"),
+                    },
+                })?;
+
+        radio.set_admin_state(false).map_err(link_error)?;
+        if let Err(source) = radio.set_address(address) {
+            return Err(DriveError::SetAddress {
+                ifname: self.ifname.clone(),
+                address,
+                source,
+            });
+        }
+        radio.set_admin_state(true).map_err(link_error)?;
+        drive::wait_until_ready(&self.ifname, ops, address)?;
+        log::info!(
+            "{}: address set to {address} for the scans, because they do not use random \
+             addresses",
+            self.ifname
+        );
+        Ok(())
     }
 
     /// Derives the address of a connection to `chosen`, as `macveil wifi connect` does.

@@ -231,8 +231,18 @@ impl Setup {
         }
     }
 
-    /// Runs a driver for `cloned` in a thread of its own.
+    /// Runs a driver for `cloned` in a thread of its own, for a supplicant whose scans use
+    /// random addresses.
     fn start(&self, cloned: ClonedMac, regain_timeout: Duration) -> Running {
+        self.start_with(cloned, regain_timeout, true)
+    }
+
+    fn start_with(
+        &self,
+        cloned: ClonedMac,
+        regain_timeout: Duration,
+        private_scans: bool,
+    ) -> Running {
         let stop = Arc::new(AtomicBool::new(false));
         let mut driver = Driver {
             ifname: "wlan0".to_string(),
@@ -242,6 +252,7 @@ impl Setup {
                 stable_id: None,
                 mask: None,
             },
+            private_scans,
             boot_id: Some(BOOT.to_string()),
             keys: Keys::new(self.key_path()),
             recorded: Arc::default(),
@@ -625,13 +636,13 @@ fn drivers_mark_driven_link_until_stopped() {
     let mut drivers = drivers(&setup, &driven);
     let policy = wifi_policy("[connection]\nwifi.cloned-mac-address=stable-ssid\n");
 
-    drivers.consider(&wifi_link(3), &policy);
+    drivers.consider(&wifi_link(3), &policy, true);
     wait_for(&world, "the connection", connected);
     assert!(driven.contains(3));
     assert_eq!(drivers.running(), vec!["wlan0".to_string()]);
 
     // The same supplicant and policy keep the running driver.
-    drivers.consider(&wifi_link(3), &policy);
+    drivers.consider(&wifi_link(3), &policy, true);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(count(&world, "ATTACH"), 1, "{:?}", log(&world));
 
@@ -659,7 +670,7 @@ fn drivers_leave_other_policies_alone() {
         "[connection]\nwifi.cloned-mac-address=permanent\n",
         "[connection]\nwifi.cloned-mac-address=random\nmacveil.wifi-connect=no\n",
     ] {
-        drivers.consider(&wifi_link(3), &wifi_policy(text));
+        drivers.consider(&wifi_link(3), &wifi_policy(text), true);
         assert!(drivers.running().is_empty(), "{text}");
     }
 
@@ -679,7 +690,7 @@ fn drivers_leave_other_policies_alone() {
         device: None,
     });
     assert!(!unmanaged.managed);
-    drivers.consider(&wifi_link(3), &unmanaged);
+    drivers.consider(&wifi_link(3), &unmanaged, true);
     assert!(drivers.running().is_empty());
     std::thread::sleep(Duration::from_millis(100));
     assert!(log(&world).is_empty(), "{:?}", log(&world));
@@ -699,6 +710,7 @@ fn policy_change_restarts_driver() {
     drivers.consider(
         &wifi_link(3),
         &wifi_policy("[connection]\nwifi.cloned-mac-address=stable-ssid\n"),
+        true,
     );
     wait_for(&world, "the connection", connected);
     // SELECT_NETWORK disabled the other network, as wpa_supplicant does.
@@ -708,6 +720,7 @@ fn policy_change_restarts_driver() {
     drivers.consider(
         &wifi_link(3),
         &wifi_policy("[connection]\nwifi.cloned-mac-address=random\n"),
+        true,
     );
     wait_for(&world, "the connection to cafe", |world| {
         world.selected == Some(1) && world.up
@@ -747,6 +760,7 @@ fn missing_socket_starts_nothing() {
     drivers.consider(
         &wifi_link(3),
         &wifi_policy("[connection]\nwifi.cloned-mac-address=random\n"),
+        true,
     );
     assert!(drivers.running().is_empty());
 }
@@ -768,8 +782,85 @@ fn networkmanager_link_is_not_driven() {
     drivers.consider(
         &wifi_link(3),
         &wifi_policy("[connection]\nwifi.cloned-mac-address=stable-ssid\n"),
+        true,
     );
     assert!(drivers.running().is_empty());
     std::thread::sleep(Duration::from_millis(100));
     assert!(log(&world).is_empty(), "{:?}", log(&world));
+}
+
+#[test]
+fn choice_without_private_scans_hides_old_address() {
+    let world = world(vec![network(0, "home", 0)], vec![("home", -40)]);
+    let setup = Setup::new(Arc::clone(&world));
+    let running = setup.start_with(ClonedMac::StableSsid, Duration::from_millis(300), false);
+    wait_for(&world, "the connection", connected);
+    let home = setup.stable_ssid(b"home");
+
+    setup
+        .server
+        .push(&format!("<3>CTRL-EVENT-DISCONNECTED bssid={AP} reason=3"));
+    wait_for(&world, "a second connection", |world| {
+        world
+            .log
+            .iter()
+            .filter(|line| line.starts_with("SELECT_NETWORK"))
+            .count()
+            == 2
+    });
+    running.stop();
+
+    // Between the lost connection and the second scan, the link went down and got an address
+    // that is neither the network's nor the permanent one.
+    let log = log(&world);
+    let first_scan = position(&log, "SCAN");
+    let second_scan = first_scan
+        + 1
+        + log[first_scan + 1..]
+            .iter()
+            .position(|line| line == "SCAN")
+            .unwrap_or_else(|| panic!("no second scan: {log:?}"));
+    let between: Vec<&String> = log[..second_scan]
+        .iter()
+        .rev()
+        .take_while(|line| !line.starts_with("SELECT_NETWORK"))
+        .collect();
+    let fresh: Vec<MacAddr> = between
+        .iter()
+        .filter_map(|line| line.strip_prefix("set "))
+        .map(|address| address.parse().unwrap())
+        .collect();
+    assert_eq!(fresh.len(), 1, "{log:?}");
+    assert_ne!(fresh[0], home);
+    assert_ne!(fresh[0], PERMANENT);
+    assert!(between.contains(&&"link down".to_string()), "{log:?}");
+
+    // The network's address comes back for the new connection.
+    assert_eq!(world.lock().unwrap().address, home);
+}
+
+#[test]
+fn choice_with_private_scans_keeps_address() {
+    let world = world(vec![network(0, "home", 0)], vec![("home", -40)]);
+    let setup = Setup::new(Arc::clone(&world));
+    let running = setup.start(ClonedMac::StableSsid, Duration::from_millis(300));
+    wait_for(&world, "the connection", connected);
+
+    setup
+        .server
+        .push(&format!("<3>CTRL-EVENT-DISCONNECTED bssid={AP} reason=3"));
+    wait_for(&world, "a second connection", |world| {
+        world
+            .log
+            .iter()
+            .filter(|line| line.starts_with("SELECT_NETWORK"))
+            .count()
+            == 2
+    });
+    running.stop();
+
+    // The same network keeps its address, so the link was changed only for the first
+    // connection.
+    assert_eq!(count(&world, "set "), 1, "{:?}", log(&world));
+    assert_eq!(world.lock().unwrap().address, setup.stable_ssid(b"home"));
 }

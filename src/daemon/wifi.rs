@@ -322,11 +322,12 @@ impl ScanPrivacyWatcher {
             let facts = facts::of(link, None, self.sysfs_net.as_deref());
             let policy = self.config.policy_for(&facts);
             // Scan privacy comes first, so that the driver's scans use random addresses.
-            if self.requests_scan_privacy(link, &policy) && self.turn_on(name) {
+            let private_scans = self.requests_scan_privacy(link, &policy) && self.turn_on(name);
+            if private_scans {
                 applied += 1;
             }
             if let Some(drivers) = &mut self.drivers {
-                drivers.consider(link, &policy);
+                drivers.consider(link, &policy, private_scans);
             }
         }
         applied
