@@ -5,11 +5,15 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use super::session::*;
 use super::*;
 use crate::link::{AssignType, OperState};
+use crate::rng::OsRandom;
 use crate::secret_key::SecretKey;
+use crate::wifi::address::{AddressInputs, association_address};
 use crate::wifi::ctrl::fake::{Answer, FakeServer};
 use crate::wifi::drive::RadioState;
+use crate::wifi::supplicant::ScanResult;
 
 const PERMANENT: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0]);
 /// The random address the daemon's link rules gave the link when it appeared.
