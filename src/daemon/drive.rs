@@ -13,11 +13,13 @@
 //! 3. `DISCONNECT`, so that the supplicant makes no attempt of its own.
 //! 4. `SCAN`, wait for `CTRL-EVENT-SCAN-RESULTS`, read `SCAN_RESULTS`, and choose the candidate
 //!    in range with the highest `priority`, then the strongest signal.
-//! 5. Derive its address with [`crate::wifi::address::association_address`] from the same inputs as
-//!    `macveil wifi connect`, and connect with [`crate::wifi::drive::connect`].
+//! 5. Derive its address with [`crate::wifi::address::association_address`] from the same
+//!    inputs as `macveil wifi connect`, and connect with [`crate::wifi::drive::connect`].
 //! 6. Follow the events. The supplicant reconnects to the same network by itself, with the same
 //!    address. When the network is not regained within [`REGAIN_TIMEOUT`], choose again from
-//!    step 3; under `random` that is a new activation with a new address.
+//!    step 3; under `random` that is a new activation with a new address. When the scans do not
+//!    use random addresses, the link first gets a fresh random address while it is down, so
+//!    that the scans do not show the lost network's address.
 //!
 //! A driver ends when the supplicant goes away (`CTRL-EVENT-TERMINATING`, or its socket fails).
 //! The supplicant watcher starts a new one when the supplicant comes back.
