@@ -234,6 +234,13 @@ fn rows(policy: &LinkPolicy) -> Vec<Row> {
             show_mask,
         ));
     }
+    if policy.wifi {
+        rows.push(row(
+            "macveil.wifi-connect",
+            &policy.wifi_connect,
+            ToString::to_string,
+        ));
+    }
     rows.push(row(
         "macveil.on-failure",
         &policy.on_failure,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::files::{CONNECTION_PREFIX, DEVICE_PREFIX, MATCH_DEVICE, Merged, MergedEntry};
 use super::keyfile::{self, BOOL_WORDS, is_glib_space, quote, unescape};
 use super::matching::MatchList;
-use super::policy::{ClonedMac, Manage, OnFailure, Origin};
+use super::policy::{ClonedMac, Manage, OnFailure, Origin, WifiConnect};
 use super::{ConfigError, ConfigWarning, InvalidValue, MACVEIL_KEY_PREFIX};
 use crate::addr::{AddrError, MacAddr};
 use crate::generate::mask::Mask;
@@ -44,9 +44,10 @@ pub(crate) enum Key {
     OnFailure,
     ApplyToRunning,
     RandomRotate,
+    WifiConnect,
 }
 
-const KEYS: [Key; 12] = [
+const KEYS: [Key; 13] = [
     Key::EthernetClonedMac,
     Key::WifiClonedMac,
     Key::WifiMacRandomization,
@@ -59,11 +60,12 @@ const KEYS: [Key; 12] = [
     Key::OnFailure,
     Key::ApplyToRunning,
     Key::RandomRotate,
+    Key::WifiConnect,
 ];
 
 /// macveil's own keys, listed in error messages.
-pub(crate) const MACVEIL_KEYS: &str =
-    "macveil.manage, macveil.on-failure, macveil.apply-to-running and macveil.random-rotate";
+pub(crate) const MACVEIL_KEYS: &str = "macveil.manage, macveil.on-failure, macveil.apply-to-running, macveil.random-rotate and \
+     macveil.wifi-connect";
 
 impl Key {
     pub fn name(self) -> &'static str {
@@ -80,11 +82,20 @@ impl Key {
             Key::OnFailure => "macveil.on-failure",
             Key::ApplyToRunning => "macveil.apply-to-running",
             Key::RandomRotate => "macveil.random-rotate",
+            Key::WifiConnect => "macveil.wifi-connect",
         }
     }
 
     fn from_name(name: &str) -> Option<Key> {
         KEYS.into_iter().find(|key| key.name() == name)
+    }
+
+    /// Returns the sections the key belongs in, for messages.
+    fn sections(self) -> &'static str {
+        match self.section_kind() {
+            SectionKind::Connection => "[connection] or [connection-NAME]",
+            SectionKind::Device => "[device] or [device-NAME]",
+        }
     }
 
     fn section_kind(self) -> SectionKind {
@@ -94,7 +105,8 @@ impl Key {
             | Key::WifiMacRandomization
             | Key::StableId
             | Key::EthernetMask
-            | Key::WifiMask => SectionKind::Connection,
+            | Key::WifiMask
+            | Key::WifiConnect => SectionKind::Connection,
             Key::ScanRandMac
             | Key::ScanMask
             | Key::Manage
@@ -117,6 +129,7 @@ pub(crate) enum Value {
     Manage(Manage),
     OnFailure(OnFailure),
     Rotate(Option<Duration>),
+    WifiConnect(WifiConnect),
 }
 
 /// One `[connection*]` or `[device*]` section, checked.
@@ -205,11 +218,12 @@ fn check_other_group(
 
 fn misplaced_or_unknown(section: &str, entry: &MergedEntry) -> ConfigError {
     match Key::from_name(&entry.key) {
-        Some(_) => ConfigError::MisplacedKey {
+        Some(key) => ConfigError::MisplacedKey {
             file: entry.file.clone(),
             line: entry.line,
             section: section.to_string(),
             key: entry.key.clone(),
+            belongs: key.sections(),
         },
         None => ConfigError::UnknownKey {
             file: entry.file.clone(),
@@ -221,10 +235,7 @@ fn misplaced_or_unknown(section: &str, entry: &MergedEntry) -> ConfigError {
 }
 
 fn misplaced_warning(section: &str, entry: &MergedEntry, key: Key) -> ConfigWarning {
-    let belongs = match key.section_kind() {
-        SectionKind::Connection => "[connection] or [connection-NAME]",
-        SectionKind::Device => "[device] or [device-NAME]",
-    };
+    let belongs = key.sections();
     ConfigWarning {
         file: entry.file.clone(),
         line: entry.line,
@@ -514,6 +525,20 @@ fn parse_value(key: Key, raw: &str) -> Result<(Value, Vec<String>), ValueProblem
                 return Err(problem(None));
             }
         }
+        Key::WifiConnect => {
+            let word = text.trim_matches(is_glib_space);
+            if word.is_empty() {
+                return Err(empty());
+            }
+            if word.eq_ignore_ascii_case("auto") {
+                Value::WifiConnect(WifiConnect::Auto)
+            } else {
+                match keyfile::parse_bool(word) {
+                    Ok(Some(false)) => Value::WifiConnect(WifiConnect::No),
+                    _ => return Err(problem(None)),
+                }
+            }
+        }
         Key::RandomRotate => {
             let word = text.trim_matches(is_glib_space);
             if word.is_empty() {
@@ -568,6 +593,7 @@ fn expected_for(key: Key) -> String {
         Key::RandomRotate => format!(
             "0 (no rotation) or a number of seconds from {MIN_ROTATE_SECS} to {MAX_ROTATE_SECS}"
         ),
+        Key::WifiConnect => String::from("auto or no"),
     }
 }
 

@@ -39,7 +39,9 @@ use std::path::PathBuf;
 
 pub use files::{ConfigFile, ConfigPaths};
 pub use link::{LinkFacts, LinkKind, SysfsDevice};
-pub use policy::{ClonedMac, LinkPolicy, Manage, ManageReason, OnFailure, Origin, Setting, Source};
+pub use policy::{
+    ClonedMac, LinkPolicy, Manage, ManageReason, OnFailure, Origin, Setting, Source, WifiConnect,
+};
 
 use files::Merged;
 use keyfile::{KeyFile, SyntaxError, quote};
@@ -123,11 +125,8 @@ pub enum ConfigError {
         key: String,
     },
 
-    /// A `macveil.` key outside a `[device*]` section.
-    #[error(
-        "{file}:{line}: {key} in [{section}] has no effect: macveil's own keys belong in a \
-         [device] or [device-NAME] section"
-    )]
+    /// A `macveil.` key in a section of the wrong kind.
+    #[error("{file}:{line}: {key} in [{section}] has no effect: it belongs in a {belongs} section")]
     MisplacedKey {
         /// The file, as shown to the user.
         file: String,
@@ -137,6 +136,8 @@ pub enum ConfigError {
         section: String,
         /// The key.
         key: String,
+        /// The sections the key belongs in, for example `[device] or [device-NAME]`.
+        belongs: &'static str,
     },
 
     /// `macveil.KEY+=` or `macveil.KEY-=`.

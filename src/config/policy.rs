@@ -17,6 +17,7 @@ use super::link::{LinkFacts, LinkKind};
 use super::matching::MatchSubject;
 use crate::addr::MacAddr;
 use crate::generate::mask::Mask;
+use crate::generate::stable_id;
 
 /// The address mode that `*.cloned-mac-address` selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +84,27 @@ impl fmt::Display for OnFailure {
         f.write_str(match self {
             OnFailure::Down => "down",
             OnFailure::Warn => "warn",
+        })
+    }
+}
+
+/// `macveil.wifi-connect`: whether the daemon drives the connections of a Wi-Fi link whose
+/// address depends on the network or the activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WifiConnect {
+    /// Drive them when the policy needs it (`random`, `stable-ssid`, or `stable` with
+    /// `${NETWORK_SSID}` or `${RANDOM}` in `connection.stable-id`) and wpa_supplicant runs with a
+    /// control socket.
+    Auto,
+    /// Never drive them: wpa_supplicant connects on its own with the link's address.
+    No,
+}
+
+impl fmt::Display for WifiConnect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WifiConnect::Auto => "auto",
+            WifiConnect::No => "no",
         })
     }
 }
@@ -216,6 +238,8 @@ pub struct LinkPolicy {
     pub apply_to_running: Setting<bool>,
     /// `macveil.random-rotate`; none (the default) means no rotation while the link stays up.
     pub random_rotate: Setting<Option<Duration>>,
+    /// `macveil.wifi-connect`; default `auto`.
+    pub wifi_connect: Setting<WifiConnect>,
 }
 
 impl LinkPolicy {
@@ -248,6 +272,24 @@ impl LinkPolicy {
             "managed, but {cause}, so it keeps its current address (the default, preserve); set \
              {key} for it, or macveil.manage=no to leave it alone on purpose"
         ))
+    }
+
+    /// Returns whether the daemon drives this Wi-Fi link's connections: macveil manages it,
+    /// `macveil.wifi-connect` is `auto`, and its address depends on the network or the
+    /// activation (`random`, `stable-ssid`, or `stable` with `${NETWORK_SSID}` or `${RANDOM}`
+    /// in `connection.stable-id`). For every other policy the address the daemon gives the link
+    /// is right on every network.
+    pub fn drives_wifi_connections(&self) -> bool {
+        if !self.managed || !self.wifi || self.wifi_connect.value != WifiConnect::Auto {
+            return false;
+        }
+        match self.cloned_mac_address.value {
+            ClonedMac::Random | ClonedMac::StableSsid => true,
+            ClonedMac::Stable => {
+                stable_id::depends_on_network_or_activation(self.stable_id.value.as_deref())
+            }
+            ClonedMac::Preserve | ClonedMac::Permanent | ClonedMac::Address(_) => false,
+        }
     }
 
     /// The name of the generate-mac-address-mask key that applies to this link.
@@ -410,6 +452,17 @@ impl Sections {
                 },
             );
 
+        let wifi_connect = resolve(
+            &self.connection,
+            Key::WifiConnect,
+            &subject,
+            WifiConnect::Auto,
+            |value| match value {
+                Value::WifiConnect(mode) => Some(*mode),
+                _ => None,
+            },
+        );
+
         let (managed, reason) = decide_managed(link, &manage, selected_by);
         LinkPolicy {
             managed,
@@ -423,6 +476,7 @@ impl Sections {
             on_failure,
             apply_to_running,
             random_rotate,
+            wifi_connect,
         }
     }
 

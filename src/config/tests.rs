@@ -1174,22 +1174,24 @@ fn unknown_and_misplaced_macveil_keys() {
     assert_eq!(
         one_error("[device]\nmacveil.on-fail=warn\n"),
         "test.conf:2: unknown key 'macveil.on-fail' in [device]: macveil's own keys are \
-         macveil.manage, macveil.on-failure, macveil.apply-to-running and macveil.random-rotate"
+         macveil.manage, macveil.on-failure, macveil.apply-to-running, macveil.random-rotate and \
+         macveil.wifi-connect"
     );
     assert_eq!(
         one_error("[connection]\nmacveil.on-failure=warn\n"),
-        "test.conf:2: macveil.on-failure in [connection] has no effect: macveil's own keys \
-         belong in a [device] or [device-NAME] section"
+        "test.conf:2: macveil.on-failure in [connection] has no effect: it belongs in a \
+         [device] or [device-NAME] section"
     );
     assert_eq!(
         one_error("[main]\nmacveil.manage=yes\n"),
-        "test.conf:2: macveil.manage in [main] has no effect: macveil's own keys belong in a \
-         [device] or [device-NAME] section"
+        "test.conf:2: macveil.manage in [main] has no effect: it belongs in a [device] or \
+         [device-NAME] section"
     );
     assert_eq!(
         one_error("[main]\nmacveil.bogus=yes\n"),
         "test.conf:2: unknown key 'macveil.bogus' in [main]: macveil's own keys are \
-         macveil.manage, macveil.on-failure, macveil.apply-to-running and macveil.random-rotate"
+         macveil.manage, macveil.on-failure, macveil.apply-to-running, macveil.random-rotate and \
+         macveil.wifi-connect"
     );
 }
 
@@ -1253,5 +1255,72 @@ fn masks_with_few_generated_bits_warn() {
              covers every bit but the locally administered one and lists no OUI, so every \
              generated address reveals the link's own address",
         ]
+    );
+}
+
+#[test]
+fn wifi_connect_decides_driving() {
+    let wifi = physical("wlan0", LinkKind::Wifi, "iwlwifi");
+    let cases = [
+        ("wifi.cloned-mac-address=stable-ssid\n", true),
+        ("wifi.cloned-mac-address=random\n", true),
+        (
+            "wifi.cloned-mac-address=stable\nconnection.stable-id=${NETWORK_SSID}/x\n",
+            true,
+        ),
+        (
+            "wifi.cloned-mac-address=stable\nconnection.stable-id=${RANDOM}\n",
+            true,
+        ),
+        (
+            "wifi.cloned-mac-address=stable\nconnection.stable-id=${CONNECTION}/${BOOT}\n",
+            false,
+        ),
+        // `$$` keeps the next `$` literal, so this template names no placeholder.
+        (
+            "wifi.cloned-mac-address=stable\nconnection.stable-id=$${NETWORK_SSID}\n",
+            false,
+        ),
+        ("wifi.cloned-mac-address=permanent\n", false),
+        ("wifi.cloned-mac-address=02:12:34:56:78:9a\n", false),
+        (
+            "wifi.cloned-mac-address=stable-ssid\nmacveil.wifi-connect=no\n",
+            false,
+        ),
+        (
+            "wifi.cloned-mac-address=stable-ssid\nmacveil.wifi-connect=auto\n",
+            true,
+        ),
+    ];
+    for (body, drives) in cases {
+        let text = format!("[connection]\n{body}");
+        let policy = config(&[("test.conf", &text)]).policy_for(&wifi);
+        assert_eq!(policy.drives_wifi_connections(), drives, "{body}");
+    }
+
+    let ethernet = config(&[(
+        "test.conf",
+        "[connection]\nethernet.cloned-mac-address=random\n",
+    )])
+    .policy_for(&eth0());
+    assert!(!ethernet.drives_wifi_connections());
+}
+
+#[test]
+fn wifi_connect_checked_and_placed() {
+    let policy = config(&[(
+        "test.conf",
+        "[connection]\nwifi.cloned-mac-address=random\nmacveil.wifi-connect=no\n",
+    )])
+    .policy_for(&physical("wlan0", LinkKind::Wifi, "iwlwifi"));
+    assert_eq!(policy.wifi_connect.value, WifiConnect::No);
+    assert_eq!(configured(&policy.wifi_connect.source).line, 3);
+
+    let error = one_error("[connection]\nmacveil.wifi-connect=yes\n");
+    assert!(error.contains("expected auto or no"), "{error}");
+    assert_eq!(
+        one_error("[device]\nmacveil.wifi-connect=no\n"),
+        "test.conf:2: macveil.wifi-connect in [device] has no effect: it belongs in a \
+         [connection] or [connection-NAME] section"
     );
 }

@@ -25,6 +25,7 @@ use super::cycle::ForcedCycle;
 use super::decide::{
     Action, Context, Intent, LinkView, MAX_UNDO_PER_MINUTE, Trigger, UndoHistory, decide,
 };
+use super::drive::DrivenLinks;
 use super::facts;
 use super::nm::DeviceStates;
 use super::scoped::Scoped;
@@ -147,6 +148,9 @@ pub struct Engine {
     /// come from `kinds`.
     notified: HashSet<u32>,
     rng: Box<dyn RandomSource>,
+    /// The Wi-Fi links whose connections a driver drives, whose addresses the engine leaves to
+    /// the driver unless they show the address to hide.
+    driven: Option<DrivenLinks>,
 }
 
 /// The facts a virtual link's notification lacks, as links of its kind had them.
@@ -179,7 +183,16 @@ impl Engine {
             kinds: HashMap::new(),
             notified: HashSet::new(),
             rng,
+            driven: None,
         }
+    }
+
+    /// Shares the set of links whose Wi-Fi connections the daemon's drivers drive. The engine
+    /// then never rotates such a link's address, because a driver takes the link down to set
+    /// the address of the network it chose, and a rotation at that moment would replace it.
+    /// A driven link that shows the address it must hide is still changed or held down.
+    pub fn set_driven_links(&mut self, driven: DrivenLinks) {
+        self.driven = Some(driven);
     }
 
     /// Returns the namespace key the records use.
@@ -677,11 +690,15 @@ impl Engine {
                 spare_running_links: spare,
                 // Only the rotation of a link that is not exposed depends on it.
                 managed_elsewhere: !exposed
-                    && self
+                    && (self
                         .settings
                         .nm_devices
                         .as_ref()
-                        .is_some_and(|states| states.is_managed(link.index)),
+                        .is_some_and(|states| states.is_managed(link.index))
+                        || self
+                            .driven
+                            .as_ref()
+                            .is_some_and(|driven| driven.contains(link.index))),
                 // Only a link that is down and exposed can be left to the rule.
                 udev_pending: !link.admin_up
                     && exposed

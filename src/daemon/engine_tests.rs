@@ -5,6 +5,7 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
+use super::drive::DrivenLinks;
 use super::engine::{Engine, Settings, Summary};
 use super::nm::DeviceStates;
 use super::state::{LinkStatus, RecordStore, Writer};
@@ -524,4 +525,51 @@ fn renamed_link_keeps_its_reference() {
     assert_ne!(lab.link("tv9").address, Some(original));
     assert_eq!(lab.status("tv9"), Some(LinkStatus::Set));
     assert_eq!(lab.status("tv0"), None);
+}
+
+#[test]
+fn driven_links_not_rotated_but_undone() {
+    let Some(mut lab) = Lab::new("driven_links_not_rotated_but_undone") else {
+        return;
+    };
+    lab.veth("tv0");
+    lab.veth("tv1");
+    let hardware = lab.link("tv0").address.unwrap();
+    let driven = DrivenLinks::default();
+    let mut engine = lab.engine(RANDOM, None);
+    engine.set_driven_links(driven.clone());
+    engine.start(&mut lab.handle).unwrap();
+    let tv0 = lab.link("tv0");
+    let tv1 = lab.link("tv1");
+    driven.insert(tv0.index);
+
+    // A driver takes its link down to set the address of the network it chose. The engine
+    // leaves that address alone and rotates only the link that no driver drives.
+    for name in ["tv0", "tv1"] {
+        lab.ns.ip(&["link", "set", name, "up"]);
+    }
+    let up = vec![
+        LinkEvent::New(lab.link("tv0")),
+        LinkEvent::New(lab.link("tv1")),
+    ];
+    engine.handle(&mut lab.handle, up).unwrap();
+    for name in ["tv0", "tv1"] {
+        lab.ns.ip(&["link", "set", name, "down"]);
+    }
+    let down = vec![
+        LinkEvent::New(lab.link("tv0")),
+        LinkEvent::New(lab.link("tv1")),
+    ];
+    engine.handle(&mut lab.handle, down).unwrap();
+    assert_eq!(lab.link("tv0").address, tv0.address);
+    assert_ne!(lab.link("tv1").address, tv1.address);
+
+    // A driven link that shows the address it must hide is still changed.
+    lab.ns
+        .ip(&["link", "set", "tv0", "address", &hardware.to_string()]);
+    let event = vec![LinkEvent::New(lab.link("tv0"))];
+    engine.handle(&mut lab.handle, event).unwrap();
+    let after = lab.link("tv0").address;
+    assert!(after.is_some());
+    assert_ne!(after, Some(hardware));
 }

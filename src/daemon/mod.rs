@@ -2,6 +2,7 @@
 
 mod cycle;
 pub mod decide;
+pub mod drive;
 pub mod engine;
 #[cfg(test)]
 mod engine_tests;

@@ -14,11 +14,16 @@
 //! While idle the loop sets no timer, so the process is not woken until something happens. The
 //! one exception is `macveil.random-rotate`, whose deadline becomes the poll timeout while a link
 //! has one.
+//!
+//! Wi-Fi connections that the daemon drives ([`super::drive`]) run in threads of their own, so
+//! the loop stays free for link notifications while a connection takes its time. `SIGTERM`
+//! stops them before the daemon exits.
 
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use super::drive::{DrivenLinks, DriverSettings, Drivers};
 use super::engine::{Engine, Settings, Summary};
 use super::instance::{InstanceError, InstanceLock};
 use super::nm::DeviceStates;
@@ -159,12 +164,30 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
     };
     let keys = Keys::new(&options.key_path);
     let scan_config = config.clone();
+    let driver_settings = DriverSettings {
+        ctrl_dir: PathBuf::from(DEFAULT_CTRL_DIR),
+        state_dir: options.state_dir.clone(),
+        key_path: options.key_path.clone(),
+        boot_id: boot_id.clone().ok(),
+        nm_devices: own_namespace.then(|| DeviceStates::new(&options.nm_devices_dir)),
+    };
+    let driven = DrivenLinks::default();
     let mut engine = Engine::new(&ops, settings, config, keys, boot_id, Box::new(OsRandom));
+    engine.set_driven_links(driven.clone());
 
     let summary = engine.start(&mut ops)?;
+    // The supplicants of other namespaces are out of reach: their control sockets name links
+    // of their own namespace.
     let mut scan = own_namespace
         .then(|| {
-            ScanPrivacyWatcher::start(DEFAULT_CTRL_DIR, &options.state_dir, scan_config, &mut ops)
+            let drivers = Drivers::new(driver_settings, driven);
+            ScanPrivacyWatcher::start(
+                DEFAULT_CTRL_DIR,
+                &options.state_dir,
+                scan_config,
+                drivers,
+                &mut ops,
+            )
         })
         .flatten();
     let marker = BootMarker {
@@ -257,6 +280,9 @@ fn event_loop(
                 match request {
                     Request::Exit => {
                         log::info!("stopping; every address stays as it is");
+                        if let Some(scan) = scan {
+                            scan.stop_drivers();
+                        }
                         let _ = notify("STOPPING=1");
                         return Ok(());
                     }

@@ -182,6 +182,24 @@ pub fn plan(policy: &LinkPolicy, link: &Link, hidden: Option<MacAddr>, shared: S
     // change, so the same inputs keep giving the same address.
     let initial = hidden.or(link.address);
 
+    // A Wi-Fi link whose connections the daemon drives gets the network's address only once
+    // the network is chosen. Until then it carries a fresh random address, so that a first
+    // attempt the supplicant makes before the daemon reaches its control socket carries an
+    // address that no other network has seen. The per-link fallback that `${NETWORK_SSID}`
+    // has without a network would be the same on every network.
+    if policy.drives_wifi_connections() {
+        let avoid: Vec<MacAddr> = link.address.into_iter().chain(hidden).collect();
+        return match crate::generate::random(shared.rng, mask, initial, &avoid) {
+            Ok(next) => Plan {
+                intent: Intent::Random,
+                next: Some(next),
+                blocked: None,
+                label,
+            },
+            Err(err) => Plan::blocked(label, format!("no random address: {err}")),
+        };
+    }
+
     match cloned {
         ClonedMac::Preserve => Plan::leave(Intent::Preserve, label),
         ClonedMac::Permanent => Plan::leave(Intent::Permanent, label),
@@ -494,6 +512,49 @@ mod tests {
         assert!(next.is_local(), "{next}");
         assert!(!next.is_group(), "{next}");
         assert!(!keys.is_missing(), "random never reads the key");
+    }
+
+    /// Resolves the policy of a Wi-Fi link `wlan0` that a `[device]` section manages.
+    fn wifi_policy(text: &str) -> LinkPolicy {
+        let text = format!("[device]\nmacveil.manage=yes\n{text}");
+        let config = Config::from_sources(&[SourceText::new("test.conf", &text)]).unwrap();
+        config.policy_for(&LinkFacts {
+            name: String::from("wlan0"),
+            kind: LinkKind::Wifi,
+            driver: None,
+            driver_version: None,
+            permanent: Some(HARDWARE),
+            current: Some(HARDWARE),
+            device: None,
+        })
+    }
+
+    #[test]
+    fn driven_wifi_link_gets_fresh_random_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut keys = Keys::new(key_file(dir.path()));
+        let boot = Ok(String::from("6f1f4b0e-9c55-4f0b-8d3e-2f1f9b0c5a11"));
+        let mut wlan = link("wlan0");
+        wlan.wireless = true;
+
+        let driven = wifi_policy("[connection]\nwifi.cloned-mac-address=stable-ssid\n");
+        assert!(driven.drives_wifi_connections());
+        let first = run(&driven, &wlan, &mut keys, &boot);
+        let second = run(&driven, &wlan, &mut keys, &boot);
+        assert_eq!(first.intent, Intent::Random);
+        assert_ne!(
+            first.next, second.next,
+            "each activation gets a fresh address"
+        );
+        assert_ne!(first.next, Some(HARDWARE));
+        assert_eq!(first.label, "stable-ssid");
+
+        // Without a driver, the link keeps the per-link fallback of ${NETWORK_SSID}.
+        let undriven = wifi_policy(
+            "[connection]\nwifi.cloned-mac-address=stable-ssid\nmacveil.wifi-connect=no\n",
+        );
+        let fallback = run(&undriven, &wlan, &mut keys, &boot);
+        assert!(matches!(fallback.intent, Intent::Fixed(_)), "{fallback:?}");
     }
 
     #[test]

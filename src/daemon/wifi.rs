@@ -8,6 +8,10 @@
 //! folder itself is created by the supplicant, so its parent (`/run`) is watched as well, and the
 //! folder is watched from the moment it appears.
 //!
+//! Once scan privacy is on, a link whose address depends on the network gets a driver that
+//! chooses its networks ([`super::drive`]). A reload checks every supplicant again: it starts,
+//! keeps or stops each driver for the new policy.
+//!
 //! A failure is logged with the link and what to do, and changes nothing else: scan privacy
 //! never takes a link down. The watcher does not turn scan privacy off for links whose policy
 //! has it off; it leaves those supplicants as they are. It only talks to supplicants of the
@@ -28,8 +32,9 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::drive::Drivers;
 use super::facts;
-use crate::config::Config;
+use crate::config::{Config, LinkPolicy};
 use crate::link::{Link, LinkOps};
 use crate::wifi::ctrl::{ClientOptions, CtrlError};
 use crate::wifi::privacy::{ScanMethod, set_scan_privacy};
@@ -62,6 +67,9 @@ pub struct ScanPrivacyWatcher {
     client: ClientOptions,
     sysfs_net: Option<PathBuf>,
     config: Config,
+    /// The drivers of the links whose Wi-Fi connections the daemon chooses; `None` applies
+    /// scan privacy only.
+    drivers: Option<Drivers>,
 }
 
 impl ScanPrivacyWatcher {
@@ -94,6 +102,7 @@ impl ScanPrivacyWatcher {
             },
             sysfs_net,
             config,
+            drivers: None,
         };
 
         // The parent is watched first, so that a folder created between the two calls is seen
@@ -117,17 +126,20 @@ impl ScanPrivacyWatcher {
     }
 
     /// Opens the watcher for the daemon on `ctrl_dir`, with client sockets under the daemon's
-    /// state folder, and applies scan privacy to the supplicants that already run. A watcher
-    /// that cannot be opened is logged, and the daemon runs on without it.
+    /// state folder, and applies scan privacy to the supplicants that already run, then starts
+    /// their drivers. A watcher that cannot be opened is logged, and the daemon runs on without
+    /// it.
     pub fn start(
         ctrl_dir: impl AsRef<Path>,
         state_dir: &Path,
         config: Config,
+        drivers: Drivers,
         ops: &mut dyn LinkOps,
     ) -> Option<ScanPrivacyWatcher> {
         let sysfs_net = Some(PathBuf::from("/sys/class/net"));
         match ScanPrivacyWatcher::open(ctrl_dir.as_ref(), state_dir, sysfs_net, config) {
             Ok(mut watcher) => {
+                watcher.set_drivers(drivers);
                 watcher.apply_all(ops);
                 Some(watcher)
             }
@@ -143,6 +155,20 @@ impl ScanPrivacyWatcher {
     /// Replaces the configuration after a reload.
     pub fn set_config(&mut self, config: Config) {
         self.config = config;
+    }
+
+    /// Hands the watcher the drivers that choose the networks of links whose address depends on
+    /// the network ([`LinkPolicy::drives_wifi_connections`]). From then on each supplicant that
+    /// appears for such a link gets a driver, after scan privacy is on.
+    pub fn set_drivers(&mut self, drivers: Drivers) {
+        self.drivers = Some(drivers);
+    }
+
+    /// Stops every driver, for the daemon's exit.
+    pub fn stop_drivers(&mut self) {
+        if let Some(drivers) = &mut self.drivers {
+            drivers.stop_all();
+        }
     }
 
     /// Applies scan privacy to every supplicant socket in the control folder. Returns how many
@@ -291,23 +317,29 @@ impl ScanPrivacyWatcher {
                 log::debug!("wpa_supplicant socket {name} names no link here; ignored");
                 continue;
             };
-            if self.requests_scan_privacy(link) && self.turn_on(name) {
+            // Only the permanent address is matched, without a reference address, because
+            // Wi-Fi drivers report one.
+            let facts = facts::of(link, None, self.sysfs_net.as_deref());
+            let policy = self.config.policy_for(&facts);
+            // Scan privacy comes first, so that the driver's scans use random addresses.
+            let private_scans = self.requests_scan_privacy(link, &policy) && self.turn_on(name);
+            if private_scans {
                 applied += 1;
+            }
+            if let Some(drivers) = &mut self.drivers {
+                drivers.consider(link, &policy, private_scans);
             }
         }
         applied
     }
 
-    fn requests_scan_privacy(&self, link: &Link) -> bool {
-        // Only the permanent address is matched, without a reference address, because Wi-Fi
-        // drivers report one.
-        let facts = facts::of(link, None, self.sysfs_net.as_deref());
-        let policy = self.config.policy_for(&facts);
+    fn requests_scan_privacy(&self, link: &Link, policy: &LinkPolicy) -> bool {
         // A link macveil does not manage (`macveil.manage=no`, or a virtual link) is left alone,
         // its supplicant included.
         let requested = policy.managed
             && policy
                 .scan_rand_mac_address
+                .as_ref()
                 .is_some_and(|setting| setting.value);
         if !requested {
             log::debug!(

@@ -198,6 +198,20 @@ fn scan(template: &str) -> Scan {
     Scan::Placeholders(found)
 }
 
+/// Returns whether the address of `template` depends on the Wi-Fi network (`${NETWORK_SSID}`)
+/// or changes at each activation (`${RANDOM}`), read as NetworkManager reads templates.
+pub fn depends_on_network_or_activation(template: Option<&str>) -> bool {
+    let Some(template) = template else {
+        return false;
+    };
+    match scan(template) {
+        Scan::Random => true,
+        Scan::Placeholders(found) => found
+            .iter()
+            .any(|(placeholder, _)| *placeholder == Placeholder::NetworkSsid),
+    }
+}
+
 /// Classifies `template` and, for a GENERATED one, expands it.
 ///
 /// `value_of` supplies each placeholder's value; `None` stands for a value that is not known,

@@ -460,7 +460,7 @@ pub fn connect(
 }
 
 /// Waits until the supplicant has taken the link up again and uses `address`.
-fn wait_until_ready(
+pub fn wait_until_ready(
     ifname: &str,
     supplicant: &mut dyn SupplicantOps,
     address: MacAddr,

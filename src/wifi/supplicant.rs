@@ -45,6 +45,28 @@ impl NetworkEntry {
     pub fn is_disabled(&self) -> bool {
         self.flags.contains("[DISABLED]")
     }
+
+    /// Returns whether the entry is a Wi-Fi Direct persistent group (`[P2P-PERSISTENT]`), which
+    /// the station never joins as an ordinary network.
+    pub fn is_p2p_persistent(&self) -> bool {
+        self.flags.contains("[P2P-PERSISTENT]")
+    }
+}
+
+/// One access point from the last scan, as `SCAN_RESULTS` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanResult {
+    /// The access point's address.
+    pub bssid: MacAddr,
+    /// The channel's frequency in MHz.
+    pub frequency: u32,
+    /// The signal level as the driver reports it, in dBm for nl80211 drivers (higher is
+    /// stronger).
+    pub signal: i32,
+    /// The flags, for example `[WPA2-PSK-CCMP][ESS]`.
+    pub flags: String,
+    /// The SSID bytes.
+    pub ssid: Vec<u8>,
 }
 
 /// The `STATUS` reply: `key=value` lines.
@@ -188,6 +210,15 @@ impl Supplicant {
         self.control.request_ok("SCAN")
     }
 
+    /// Returns the access points of the last scan (`SCAN_RESULTS`).
+    pub fn scan_results(&mut self) -> Result<Vec<ScanResult>, CtrlError> {
+        let reply = self.control.request("SCAN_RESULTS")?;
+        parse_scan_results(&reply).map_err(|detail| CtrlError::Protocol {
+            command: String::from("SCAN_RESULTS"),
+            detail,
+        })
+    }
+
     /// Disables a network (`DISABLE_NETWORK ID`).
     pub fn disable_network(&mut self, id: u32) -> Result<(), CtrlError> {
         self.control.request_ok(&format!("DISABLE_NETWORK {id}"))
@@ -259,6 +290,39 @@ pub fn parse_network_list(reply: &str) -> Result<Vec<NetworkEntry>, String> {
         networks.push(NetworkEntry { id, ssid, flags });
     }
     Ok(networks)
+}
+
+/// Parses a `SCAN_RESULTS` reply: a header line, then
+/// `bssid<TAB>frequency<TAB>signal<TAB>flags<TAB>ssid` per access point, with the SSID escaped as
+/// `printf_encode()` does (`wpa_ssid_txt()` in wpa_supplicant 2.10).
+pub fn parse_scan_results(reply: &str) -> Result<Vec<ScanResult>, String> {
+    let mut results = Vec::new();
+    for line in reply.lines().skip(1) {
+        if line.is_empty() {
+            continue;
+        }
+        let columns: Vec<&str> = line.splitn(5, '\t').collect();
+        let [bssid, frequency, signal, flags, ssid] = columns[..] else {
+            return Err(format!("expected 5 columns in line '{line}'"));
+        };
+        let bssid = bssid
+            .parse()
+            .map_err(|_| format!("invalid BSSID '{bssid}' in line '{line}'"))?;
+        let frequency = frequency
+            .parse()
+            .map_err(|_| format!("invalid frequency '{frequency}' in line '{line}'"))?;
+        let signal = signal
+            .parse()
+            .map_err(|_| format!("invalid signal level '{signal}' in line '{line}'"))?;
+        results.push(ScanResult {
+            bssid,
+            frequency,
+            signal,
+            flags: flags.to_string(),
+            ssid: decode_printf_escaped(ssid),
+        });
+    }
+    Ok(results)
 }
 
 /// Decodes a `GET_NETWORK ID ssid` reply: a quoted string (`"home"`) or hexadecimal bytes.
@@ -343,6 +407,40 @@ mod tests {
         assert_eq!(networks[1].id, 1);
         assert_eq!(networks[1].ssid, "café \"x\"".as_bytes());
         assert!(networks[1].is_disabled());
+    }
+
+    #[test]
+    fn scan_results_parsed() {
+        let reply = "bssid / frequency / signal level / flags / ssid\n\
+                     02:00:00:00:01:00\t2412\t-30\t[ESS]\thome\n\
+                     02:00:00:00:02:00\t5180\t-71\t[WPA2-PSK-CCMP][ESS]\tcaf\\xc3\\xa9\\tx\n";
+        let results = parse_scan_results(reply).unwrap();
+        assert_eq!(results.len(), 2);
+        assert_eq!(results[0].bssid, "02:00:00:00:01:00".parse().unwrap());
+        assert_eq!(results[0].frequency, 2412);
+        assert_eq!(results[0].signal, -30);
+        assert_eq!(results[0].ssid, b"home");
+        assert_eq!(results[1].flags, "[WPA2-PSK-CCMP][ESS]");
+        // printf_encode() escapes a tab in the SSID as `\t`.
+        assert_eq!(results[1].ssid, "café\tx".as_bytes());
+    }
+
+    #[test]
+    fn scan_results_reject_bad_line() {
+        let err = parse_scan_results("header\n02:00:00:00:01:00\t2412\n").unwrap_err();
+        assert!(err.contains("5 columns"), "{err}");
+        let err = parse_scan_results("header\n02:00:00:00:01:00\tx\t-1\t\thome\n").unwrap_err();
+        assert!(err.contains("frequency 'x'"), "{err}");
+    }
+
+    #[test]
+    fn p2p_persistent_group_flagged() {
+        let networks = parse_network_list(
+            "header\n0\thome\tany\t\n1\tDIRECT-ab\tany\t[DISABLED][P2P-PERSISTENT]\n",
+        )
+        .unwrap();
+        assert!(!networks[0].is_p2p_persistent());
+        assert!(networks[1].is_p2p_persistent());
     }
 
     #[test]

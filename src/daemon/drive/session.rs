@@ -1,0 +1,720 @@
+//! One driver's work on one supplicant: the choice of a network, the connection, and what
+//! follows it, in the order the parent module describes. The thread around it, and the
+//! decision to drive a link at all, belong to [`super`].
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{AddressPolicy, Candidate, Recorded};
+use crate::addr::MacAddr;
+use crate::config::ClonedMac;
+use crate::daemon::target::Keys;
+use crate::generate::stable_id::escape_ssid;
+use crate::link::LinkError;
+use crate::rng::OsRandom;
+use crate::wifi::address::{AddressInputs, association_address};
+use crate::wifi::ctrl::{CtrlError, Event};
+use crate::wifi::drive::{self, ConnectPlan, DriveError, Radio};
+use crate::wifi::supplicant::{
+    NetworkEntry, ScanResult, Status, Supplicant, SupplicantOps, decode_network_ssid,
+};
+
+/// Maximum time from `SELECT_NETWORK` to `CTRL-EVENT-CONNECTED`, as for `macveil wifi connect`.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Maximum time for the supplicant to regain the network by itself, with the same address,
+/// before the driver chooses again. An access point that restarts is usually back sooner.
+pub const REGAIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Maximum wait for `CTRL-EVENT-SCAN-RESULTS` after `SCAN`. A scan of every 2.4 and 5 GHz
+/// channel takes a few seconds.
+const SCAN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The first and the last wait before scanning again while no candidate is in range.
+const FIRST_RESCAN: Duration = Duration::from_secs(5);
+const LAST_RESCAN: Duration = Duration::from_secs(60);
+
+/// The first and the last wait before a failed connection is tried again.
+const FIRST_RETRY: Duration = Duration::from_secs(10);
+const LAST_RETRY: Duration = Duration::from_secs(300);
+
+/// How long one wait for an event lasts before the stop flag is checked again: the longest a
+/// stop request waits, and how often an idle driver thread wakes.
+///
+/// NOTE: a driver thread therefore wakes once a second while the daemon is otherwise idle. A
+/// stop that woke the thread directly would need the control client to wait on a second
+/// descriptor.
+pub(super) const EVENT_SLICE: Duration = Duration::from_secs(1);
+
+/// Silence after which the driver checks with `PING` that the supplicant still runs. A
+/// supplicant that is killed sends no `CTRL-EVENT-TERMINATING`, and a client that only waits
+/// for events gets no error when the socket is gone.
+const PING_AFTER: Duration = Duration::from_secs(10);
+
+/// The reason a driver ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum End {
+    /// The daemon stopped it (a reload, a policy change, SIGTERM).
+    Stopped,
+    /// The supplicant terminated, or its socket failed.
+    SupplicantGone,
+    /// The supplicant changes the interface address itself; the fix was logged.
+    Refused,
+    /// The supplicant has no enabled network to choose from.
+    NoCandidates,
+}
+
+/// The outcome of following a connection.
+enum Follow {
+    /// The network was not regained in time.
+    ChooseAgain,
+    /// The driver ends.
+    End(End),
+}
+
+/// The driving logic for one supplicant, apart from the thread, so that tests can run it.
+pub(super) struct Driver {
+    pub(super) ifname: String,
+    pub(super) hidden: Option<MacAddr>,
+    pub(super) policy: AddressPolicy,
+    /// Whether the supplicant's scans use random addresses. Without them, the driver gives
+    /// the link a fresh random address before it scans to choose again.
+    pub(super) private_scans: bool,
+    pub(super) boot_id: Option<String>,
+    pub(super) keys: Keys,
+    pub(super) recorded: Recorded,
+    pub(super) stop: Arc<AtomicBool>,
+    /// [`REGAIN_TIMEOUT`], shorter in tests.
+    pub(super) regain_timeout: Duration,
+}
+
+impl Driver {
+    pub(super) fn run(&mut self, radio: &mut dyn Radio, supplicant: &mut Supplicant) -> End {
+        let mut ops = Stoppable {
+            supplicant,
+            stop: Arc::clone(&self.stop),
+            attached: false,
+        };
+        let candidates = match self.prepare(&mut ops) {
+            Ok(candidates) => candidates,
+            Err(end) => return end,
+        };
+
+        let mut rescan = Backoff::new(FIRST_RESCAN, LAST_RESCAN);
+        let mut retry = Backoff::new(FIRST_RETRY, LAST_RETRY);
+        // A network whose connection failed before the supplicant tried it (the address could
+        // not be set, for example) is tried again without a scan. The link is down then, and
+        // bringing it up to scan would send with an address chosen for another network.
+        let mut pending: Option<Candidate> = None;
+        // Set when the link carries the address of a network that was lost, which scans that
+        // do not use random addresses would show to the networks in range.
+        let mut needs_fresh_address = false;
+        loop {
+            if needs_fresh_address {
+                match self.give_fresh_address(radio, &mut ops) {
+                    Ok(()) => needs_fresh_address = false,
+                    Err(err) => {
+                        if let DriveError::Control { source, .. } = &err
+                            && let Some(end) = self.ended(source)
+                        {
+                            return end;
+                        }
+                        let wait = retry.next();
+                        log::error!(
+                            "{err}; the link keeps no address of a lost network, and the daemon \
+                             tries again in {} s",
+                            wait.as_secs()
+                        );
+                        if let Some(end) = self.pause(&mut ops, wait) {
+                            return end;
+                        }
+                        continue;
+                    }
+                }
+            }
+
+            let chosen = match pending.take() {
+                Some(chosen) => chosen,
+                None => match self.choose(&mut ops, &candidates) {
+                    Ok(Some(chosen)) => {
+                        rescan.reset();
+                        chosen
+                    }
+                    Ok(None) => {
+                        let wait = rescan.next();
+                        log::info!(
+                            "{}: none of the networks {} is in range; scanning again in {} s",
+                            self.ifname,
+                            list_ssids(&candidates),
+                            wait.as_secs()
+                        );
+                        if let Some(end) = self.pause(&mut ops, wait) {
+                            return end;
+                        }
+                        continue;
+                    }
+                    Err(err) => match self.ended(&err) {
+                        Some(end) => return end,
+                        None => {
+                            let wait = retry.next();
+                            log::error!(
+                                "{}: choosing a network failed: {err}; trying again in {} s",
+                                self.ifname,
+                                wait.as_secs()
+                            );
+                            if let Some(end) = self.pause(&mut ops, wait) {
+                                return end;
+                            }
+                            continue;
+                        }
+                    },
+                },
+            };
+
+            let ssid = escape_ssid(&chosen.ssid);
+            let address = match self.address_for(radio, &chosen) {
+                Ok(address) => address,
+                Err(reason) => {
+                    let wait = retry.next();
+                    log::error!(
+                        "{}: no address for network '{ssid}': {reason}; nothing was changed, and \
+                         the daemon tries again in {} s",
+                        self.ifname,
+                        wait.as_secs()
+                    );
+                    pending = Some(chosen);
+                    if let Some(end) = self.pause(&mut ops, wait) {
+                        return end;
+                    }
+                    continue;
+                }
+            };
+            let plan = ConnectPlan {
+                network_id: chosen.id,
+                ssid: chosen.ssid.clone(),
+                address,
+                timeout: CONNECT_TIMEOUT,
+            };
+            log::debug!(
+                "{}: connecting to '{ssid}' (network {}, policy {})",
+                self.ifname,
+                chosen.id,
+                self.policy.cloned
+            );
+
+            let lost_since = match drive::connect(radio, &mut ops, &plan) {
+                Ok(report) => {
+                    log::info!(
+                        "{}: connected to '{ssid}' with {} (policy {})",
+                        self.ifname,
+                        report.address,
+                        self.policy.cloned
+                    );
+                    retry.reset();
+                    None
+                }
+                Err(err @ DriveError::NotConnected { .. }) => {
+                    log::warn!("{err}");
+                    Some(Instant::now())
+                }
+                Err(err) => {
+                    if let DriveError::Control { source, .. } = &err
+                        && let Some(end) = self.ended(source)
+                    {
+                        return end;
+                    }
+                    let wait = retry.next();
+                    log::error!("{err}; the daemon tries again in {} s", wait.as_secs());
+                    // The radio and the supplicant are left as the error describes. A refusal
+                    // means that the supplicant's settings changed, and a restart of the
+                    // supplicant starts a new driver that checks them again.
+                    if matches!(err, DriveError::SupplicantRandomizes { .. }) {
+                        return End::Refused;
+                    }
+                    pending = Some(chosen);
+                    if let Some(end) = self.pause(&mut ops, wait) {
+                        return end;
+                    }
+                    continue;
+                }
+            };
+
+            match self.follow(&mut ops, &chosen, lost_since) {
+                Follow::End(end) => return end,
+                Follow::ChooseAgain => {
+                    if let Err(err) = ops.disconnect()
+                        && let Some(end) = self.ended(&err)
+                    {
+                        return end;
+                    }
+                    needs_fresh_address = !self.private_scans;
+                }
+            }
+        }
+    }
+
+    /// Subscribes to events, records the candidates, checks the address settings and
+    /// disconnects.
+    fn prepare(&mut self, ops: &mut Stoppable<'_>) -> Result<Vec<Candidate>, End> {
+        let ifname = self.ifname.clone();
+        let fail = |driver: &Driver, step: &str, err: CtrlError| {
+            if let Some(end) = driver.ended(&err) {
+                return end;
+            }
+            log::error!(
+                "{ifname}: {step} failed: {err}; the daemon does not drive its connections until \
+                 wpa_supplicant restarts or the daemon reloads (SIGHUP)"
+            );
+            End::Refused
+        };
+
+        ops.attach()
+            .map_err(|err| fail(self, "subscribing to wpa_supplicant's events", err))?;
+
+        let recorded = self.recorded_candidates();
+        let candidates = match recorded {
+            Some(candidates) => candidates,
+            None => {
+                let networks = ops
+                    .list_networks()
+                    .map_err(|err| fail(self, "listing wpa_supplicant's networks", err))?;
+                let candidates = read_candidates(ops, &networks)
+                    .map_err(|err| fail(self, "reading the networks' settings", err))?;
+                *self
+                    .recorded
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(candidates.clone());
+                candidates
+            }
+        };
+        if candidates.is_empty() {
+            log::info!(
+                "{ifname}: wpa_supplicant has no enabled network, so the daemon has none to \
+                 choose; it drives the connections again when the supplicant restarts"
+            );
+            return Err(End::NoCandidates);
+        }
+
+        for candidate in &candidates {
+            match drive::check_supplicant_keeps_address(&ifname, ops, candidate.id) {
+                Ok(()) => {}
+                Err(DriveError::Control { source, .. }) => {
+                    return Err(fail(self, "reading the address settings", source));
+                }
+                Err(err) => {
+                    log::error!(
+                        "{err}. The daemon does not choose its networks, so wpa_supplicant \
+                         connects on its own with the link's address"
+                    );
+                    return Err(End::Refused);
+                }
+            }
+        }
+
+        ops.disconnect()
+            .map_err(|err| fail(self, "disconnecting wpa_supplicant", err))?;
+        log::info!(
+            "{ifname}: the daemon chooses among the networks {} (policy {})",
+            list_ssids(&candidates),
+            self.policy.cloned
+        );
+        Ok(candidates)
+    }
+
+    fn recorded_candidates(&self) -> Option<Vec<Candidate>> {
+        self.recorded
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Scans and returns the candidate to connect to, if one is in range.
+    ///
+    fn choose(
+        &mut self,
+        ops: &mut Stoppable<'_>,
+        candidates: &[Candidate],
+    ) -> Result<Option<Candidate>, CtrlError> {
+        match ops.supplicant.scan() {
+            Ok(()) => {}
+            // A scan is running already (`FAIL-BUSY`); its results serve as well.
+            Err(CtrlError::Rejected { reply, .. }) if reply.contains("BUSY") => {}
+            Err(err) => return Err(err),
+        }
+
+        let deadline = Instant::now() + SCAN_TIMEOUT;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                log::warn!(
+                    "{}: no scan results within {} s; reading the last ones",
+                    self.ifname,
+                    SCAN_TIMEOUT.as_secs()
+                );
+                break;
+            }
+            match ops.next_event(remaining.min(EVENT_SLICE))? {
+                Some(event) if event.name() == "CTRL-EVENT-SCAN-RESULTS" => break,
+                Some(event) if event.name() == "CTRL-EVENT-TERMINATING" => {
+                    return Err(terminated(&self.ifname));
+                }
+                _ => {}
+            }
+        }
+
+        let results = ops.supplicant.scan_results()?;
+        Ok(pick(candidates, &results).cloned())
+    }
+
+    /// Gives the link a fresh random address while it is down, for scans that carry the
+    /// interface address. The supplicant is disconnected, so it sends nothing meanwhile. On
+    /// failure the link stays down.
+    fn give_fresh_address(
+        &mut self,
+        radio: &mut dyn Radio,
+        ops: &mut Stoppable<'_>,
+    ) -> Result<(), DriveError> {
+        let link_error = |source| DriveError::Link {
+            ifname: self.ifname.clone(),
+            source,
+        };
+        let current = radio.read().map_err(link_error)?.address;
+        let avoid: Vec<MacAddr> = current.into_iter().chain(self.hidden).collect();
+        let initial = self.hidden.or(current);
+        let address =
+            crate::generate::random(&mut OsRandom, self.policy.mask.as_ref(), initial, &avoid)
+                .map_err(|err| DriveError::Link {
+                    ifname: self.ifname.clone(),
+                    source: LinkError::Protocol {
+                        operation: crate::link::Operation::SetAddress,
+                        detail: format!("no random address: {err}"),
+                    },
+                })?;
+
+        radio.set_admin_state(false).map_err(link_error)?;
+        if let Err(source) = radio.set_address(address) {
+            return Err(DriveError::SetAddress {
+                ifname: self.ifname.clone(),
+                address,
+                source,
+            });
+        }
+        radio.set_admin_state(true).map_err(link_error)?;
+        drive::wait_until_ready(&self.ifname, ops, address)?;
+        log::info!(
+            "{}: address set to {address} for the scans, because they do not use random \
+             addresses",
+            self.ifname
+        );
+        Ok(())
+    }
+
+    /// Derives the address of a connection to `chosen`, as `macveil wifi connect` does.
+    fn address_for(
+        &mut self,
+        radio: &mut dyn Radio,
+        chosen: &Candidate,
+    ) -> Result<Option<MacAddr>, String> {
+        let current = radio.read().map_err(|err| err.to_string())?.address;
+        let host_id = match self.policy.cloned {
+            ClonedMac::Stable | ClonedMac::StableSsid => Some(self.keys.host_id()?),
+            _ => None,
+        };
+        let inputs = AddressInputs {
+            ifname: &self.ifname,
+            hidden: self.hidden,
+            current,
+            ssid: &chosen.ssid,
+            stable_id: self.policy.stable_id.as_deref(),
+            connection: None,
+            boot_id: self.boot_id.as_deref(),
+            mask: self.policy.mask.as_ref(),
+        };
+        association_address(self.policy.cloned, &inputs, host_id, &mut OsRandom)
+            .map_err(|err| err.to_string())
+    }
+
+    /// Follows the connection until it is lost for longer than [`REGAIN_TIMEOUT`] or the
+    /// driver ends. `lost_since` is set when the connection is not complete yet.
+    fn follow(
+        &mut self,
+        ops: &mut Stoppable<'_>,
+        chosen: &Candidate,
+        mut lost_since: Option<Instant>,
+    ) -> Follow {
+        let ssid = escape_ssid(&chosen.ssid);
+        let mut last_heard = Instant::now();
+        loop {
+            if let Some(since) = lost_since
+                && since.elapsed() >= self.regain_timeout
+            {
+                log::info!(
+                    "{}: '{ssid}' was not regained within {} s; choosing a network again",
+                    self.ifname,
+                    self.regain_timeout.as_secs()
+                );
+                return Follow::ChooseAgain;
+            }
+
+            let event = match ops.next_event(EVENT_SLICE) {
+                Ok(event) => event,
+                Err(err) => return Follow::End(self.ended(&err).unwrap_or(End::SupplicantGone)),
+            };
+            let Some(event) = event else {
+                if last_heard.elapsed() >= PING_AFTER {
+                    if let Err(err) = ops.ping() {
+                        return Follow::End(self.ended(&err).unwrap_or(End::SupplicantGone));
+                    }
+                    last_heard = Instant::now();
+                }
+                continue;
+            };
+            last_heard = Instant::now();
+
+            match event.name() {
+                "CTRL-EVENT-TERMINATING" => return Follow::End(End::SupplicantGone),
+                "CTRL-EVENT-DISCONNECTED" if lost_since.is_none() => {
+                    log::info!(
+                        "{}: lost '{ssid}'; wpa_supplicant may regain it with the same address \
+                         within {} s",
+                        self.ifname,
+                        self.regain_timeout.as_secs()
+                    );
+                    lost_since = Some(Instant::now());
+                }
+                "CTRL-EVENT-CONNECTED" => {
+                    let selected = chosen.id.to_string();
+                    if event.field("id").is_none_or(|id| id == selected) {
+                        if lost_since.take().is_some() {
+                            log::info!(
+                                "{}: connected to '{ssid}' again with the same address",
+                                self.ifname
+                            );
+                        }
+                    } else {
+                        log::warn!(
+                            "{}: wpa_supplicant connected to another network than '{ssid}' ({}); \
+                             choosing a network again",
+                            self.ifname,
+                            event.text
+                        );
+                        return Follow::ChooseAgain;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Waits `duration`, reading events. Returns how the driver ends, if it does meanwhile.
+    fn pause(&self, ops: &mut Stoppable<'_>, duration: Duration) -> Option<End> {
+        let deadline = Instant::now() + duration;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return None;
+            }
+            match ops.next_event(remaining.min(EVENT_SLICE)) {
+                Ok(Some(event)) if event.name() == "CTRL-EVENT-TERMINATING" => {
+                    return Some(End::SupplicantGone);
+                }
+                Ok(_) => {}
+                Err(err) => return Some(self.ended(&err).unwrap_or(End::SupplicantGone)),
+            }
+        }
+    }
+
+    /// Returns how the driver ends after `err`: stopped, or the supplicant is gone. `None` for
+    /// an error worth a retry, such as a reply that timed out.
+    fn ended(&self, err: &CtrlError) -> Option<End> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Some(End::Stopped);
+        }
+        match err {
+            CtrlError::Io { .. } | CtrlError::Connect { .. } => Some(End::SupplicantGone),
+            _ => None,
+        }
+    }
+}
+
+/// Reads the enabled networks' SSIDs and priorities.
+fn read_candidates(
+    ops: &mut dyn SupplicantOps,
+    networks: &[NetworkEntry],
+) -> Result<Vec<Candidate>, CtrlError> {
+    let mut candidates = Vec::new();
+    for network in networks {
+        if network.is_disabled() || network.is_p2p_persistent() {
+            continue;
+        }
+        // LIST_NETWORKS shows the SSID escaped and shortened; GET_NETWORK gives its bytes.
+        let reply = ops.get_network(network.id, "ssid")?;
+        let ssid = decode_network_ssid(&reply).unwrap_or_else(|| network.ssid.clone());
+        let priority = ops
+            .get_network(network.id, "priority")?
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        candidates.push(Candidate {
+            id: network.id,
+            ssid,
+            priority,
+        });
+    }
+    Ok(candidates)
+}
+
+/// Returns the candidate in range with the highest priority, then the strongest signal. Ties
+/// go to the lower network id, the order of the supplicant's configuration.
+pub(super) fn pick<'a>(
+    candidates: &'a [Candidate],
+    results: &[ScanResult],
+) -> Option<&'a Candidate> {
+    candidates
+        .iter()
+        .filter_map(|candidate| {
+            results
+                .iter()
+                .filter(|result| result.ssid == candidate.ssid)
+                .map(|result| result.signal)
+                .max()
+                .map(|signal| (candidate, signal))
+        })
+        .max_by(|(a, a_signal), (b, b_signal)| {
+            a.priority
+                .cmp(&b.priority)
+                .then(a_signal.cmp(b_signal))
+                .then(b.id.cmp(&a.id))
+        })
+        .map(|(candidate, _)| candidate)
+}
+
+fn list_ssids(candidates: &[Candidate]) -> String {
+    candidates
+        .iter()
+        .map(|candidate| format!("'{}'", escape_ssid(&candidate.ssid)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn terminated(ifname: &str) -> CtrlError {
+    CtrlError::Io {
+        command: String::from("(events)"),
+        path: PathBuf::from(ifname),
+        source: io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "wpa_supplicant is terminating",
+        ),
+    }
+}
+
+/// A wait that doubles after each use, from `first` up to `last`.
+pub(super) struct Backoff {
+    first: Duration,
+    last: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    pub(super) fn new(first: Duration, last: Duration) -> Backoff {
+        Backoff {
+            first,
+            last,
+            next: first,
+        }
+    }
+
+    pub(super) fn next(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.last);
+        wait
+    }
+
+    pub(super) fn reset(&mut self) {
+        self.next = self.first;
+    }
+}
+
+/// The supplicant as a driver uses it. Events are read in slices, so that a stop request ends
+/// any wait within [`EVENT_SLICE`]. `ATTACH` is sent once per driver, although
+/// [`crate::wifi::drive::connect`] subscribes again for each connection.
+struct Stoppable<'a> {
+    supplicant: &'a mut Supplicant,
+    stop: Arc<AtomicBool>,
+    attached: bool,
+}
+
+impl Stoppable<'_> {
+    fn check_stop(&self) -> Result<(), CtrlError> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(CtrlError::Io {
+                command: String::from("(events)"),
+                path: PathBuf::new(),
+                source: io::Error::new(io::ErrorKind::Interrupted, "the driver is stopping"),
+            });
+        }
+        Ok(())
+    }
+
+    fn ping(&mut self) -> Result<(), CtrlError> {
+        let reply = self.supplicant.control().request("PING")?;
+        if reply.trim() != "PONG" {
+            return Err(CtrlError::Protocol {
+                command: String::from("PING"),
+                detail: format!("expected PONG, got '{}'", reply.trim()),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl SupplicantOps for Stoppable<'_> {
+    fn get(&mut self, name: &str) -> Result<String, CtrlError> {
+        self.supplicant.get(name)
+    }
+
+    fn get_network(&mut self, id: u32, name: &str) -> Result<String, CtrlError> {
+        self.supplicant.get_network(id, name)
+    }
+
+    fn list_networks(&mut self) -> Result<Vec<NetworkEntry>, CtrlError> {
+        self.supplicant.list_networks()
+    }
+
+    fn status(&mut self) -> Result<Status, CtrlError> {
+        self.check_stop()?;
+        self.supplicant.status()
+    }
+
+    fn disconnect(&mut self) -> Result<(), CtrlError> {
+        self.supplicant.disconnect()
+    }
+
+    fn attach(&mut self) -> Result<(), CtrlError> {
+        if !self.attached {
+            self.supplicant.attach()?;
+            self.attached = true;
+        }
+        Ok(())
+    }
+
+    fn select_network(&mut self, id: u32) -> Result<(), CtrlError> {
+        self.check_stop()?;
+        self.supplicant.select_network(id)
+    }
+
+    fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, CtrlError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.check_stop()?;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let event = self.supplicant.next_event(remaining.min(EVENT_SLICE))?;
+            if event.is_some() || remaining <= EVENT_SLICE {
+                return Ok(event);
+            }
+        }
+    }
+}
