@@ -1000,3 +1000,37 @@ fn udev_helper_times_out_closed() {
     assert_eq!(lab.address("tv0"), original);
     assert!(!lab.link("tv0").unwrap().up);
 }
+
+#[test]
+fn removed_links_lose_their_references() {
+    let Some(lab) = Lab::new("removed_links_lose_their_references") else {
+        return;
+    };
+    lab.write_config(STABLE_PER_BOOT);
+    let mut daemon = lab.start_daemon(&[]);
+
+    lab.ip(&[
+        "link", "add", "tv0", "type", "veth", "peer", "name", "other0",
+    ]);
+    let reference = lab.wait_for("the reference of tv0", || lab.reference("tv0"));
+    lab.wait_for_change("tv0", &reference);
+    lab.ip(&["link", "del", "tv0"]);
+
+    // The next write, for a new link, drops the removed one's reference.
+    lab.ip(&[
+        "link", "add", "tv1", "type", "veth", "peer", "name", "other1",
+    ]);
+    lab.wait_for("the reference of tv1", || lab.reference("tv1"));
+    assert_eq!(lab.reference("tv0"), None, "{}", daemon.log());
+
+    // A link removed while no daemon runs is forgotten at the next start.
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit().code(), Some(0), "{}", daemon.log());
+    lab.ip(&["link", "del", "tv1"]);
+    assert!(lab.reference("tv1").is_some());
+    let daemon = lab.start_daemon(&[]);
+    lab.wait_for("tv1's reference to be forgotten", || {
+        lab.reference("tv1").is_none().then_some(())
+    });
+    drop(daemon);
+}

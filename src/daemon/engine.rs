@@ -137,6 +137,9 @@ pub struct Engine {
     references: ReferenceStore,
     /// The references as last read or recorded.
     references_cache: Option<References>,
+    /// Links removed since the references were last written. The next write drops their
+    /// references.
+    gone: Vec<(u32, String)>,
     records: RecordStore,
     netns: String,
     known: HashMap<u32, Known>,
@@ -173,6 +176,7 @@ impl Engine {
         Engine {
             references: ReferenceStore::new(&settings.state_dir),
             references_cache: None,
+            gone: Vec::new(),
             records: RecordStore::new(&settings.state_dir),
             netns: ops.netns_key().to_string(),
             settings,
@@ -204,6 +208,10 @@ impl Engine {
     /// are spared when this is the first start of the boot.
     pub fn start(&mut self, ops: &mut dyn LinkOps) -> Result<Summary, LinkError> {
         let links = ops.links()?;
+        // References of links removed while no daemon ran would otherwise stay until the next
+        // boot.
+        self.references.retain_present(&self.netns, &links)?;
+        self.references_cache = None;
         let present: Vec<u32> = links.iter().map(|link| link.index).collect();
         for link in &links {
             self.known.insert(
@@ -578,6 +586,7 @@ impl Engine {
         work: Vec<(Link, Trigger)>,
         removed: Vec<(u32, String)>,
     ) -> Result<(Summary, Vec<u32>), LinkError> {
+        self.gone.extend(removed.iter().cloned());
         let mut update = RecordUpdate {
             upsert: Vec::new(),
             remove: removed,
@@ -604,6 +613,18 @@ impl Engine {
             if let Some(Outcome::Superseded(current)) = report.map(|report| &report.outcome) {
                 if hidden == Some(*current) {
                     again.push(item.link.index);
+                    continue;
+                }
+            }
+            // A link removed while it was being changed has failed nothing: its removal
+            // notification follows and drops the engine's state for it.
+            if let Some(Outcome::Failed(error)) = report.map(|report| &report.outcome) {
+                if matches!(ops.link(item.link.index), Ok(None)) {
+                    let error = self.redact_text(&error.to_string(), item.baseline.address());
+                    log::debug!(
+                        "{}: removed while its address was being set ({error})",
+                        item.link.name
+                    );
                     continue;
                 }
             }
@@ -650,7 +671,8 @@ impl Engine {
         let references = if missing.is_empty() {
             references
         } else {
-            self.references.record(&self.netns, &missing)?
+            let gone = std::mem::take(&mut self.gone);
+            self.references.update(&self.netns, &missing, &gone)?
         };
         self.references_cache = Some(references.clone());
         Ok(references)

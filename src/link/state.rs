@@ -141,8 +141,28 @@ impl ReferenceStore {
     /// address nor a recorded reference, and returns all references afterwards. Existing
     /// entries are never replaced.
     pub fn record(&self, netns: &str, links: &[&Link]) -> Result<References, StateError> {
+        self.update(netns, links, &[])
+    }
+
+    /// Records as [`ReferenceStore::record`] does, and in the same write drops the references
+    /// of the removed links in `gone` (index and name) of the namespace `netns`. A removed
+    /// link's reference would otherwise stay in the file until the next boot.
+    pub fn update(
+        &self,
+        netns: &str,
+        links: &[&Link],
+        gone: &[(u32, String)],
+    ) -> Result<References, StateError> {
         let _lock = lock(&self.dir, LOCK_FILE)?;
         let mut entries = self.read_entries()?;
+        let before = entries.len();
+        entries.retain(|entry| {
+            entry.netns != netns
+                || !gone
+                    .iter()
+                    .any(|(index, name)| entry.ifindex == *index && &entry.ifname == name)
+        });
+        let forgotten = before - entries.len();
         let known = to_references(&entries);
 
         let now = std::time::SystemTime::now()
@@ -185,10 +205,32 @@ impl ReferenceStore {
             added += 1;
         }
 
-        if added > 0 {
+        if added > 0 || forgotten > 0 {
             self.write_entries(&entries)?;
         }
         Ok(to_references(&entries))
+    }
+
+    /// Drops the references in the namespace `netns` of links that are not in `present`, for
+    /// a caller that has just listed every link there.
+    pub fn retain_present(&self, netns: &str, present: &[Link]) -> Result<(), StateError> {
+        let _lock = lock(&self.dir, LOCK_FILE)?;
+        let mut entries = self.read_entries()?;
+        let before = entries.len();
+        entries.retain(|entry| {
+            entry.netns != netns
+                || present
+                    .iter()
+                    .any(|link| link.index == entry.ifindex && link.name == entry.ifname)
+        });
+        if entries.len() < before {
+            log::debug!(
+                "forgetting the references of {} removed links",
+                before - entries.len()
+            );
+            self.write_entries(&entries)?;
+        }
+        Ok(())
     }
 
     fn read_entries(&self) -> Result<Vec<Entry>, StateError> {
@@ -501,5 +543,34 @@ mod tests {
         assert_eq!(baseline.verdict(Some(other)), Verdict::Anonymized);
         assert_eq!(baseline.verdict(None), Verdict::Unknown);
         assert_eq!(Baseline::Unknown.verdict(Some(other)), Verdict::Unknown);
+    }
+
+    #[test]
+    fn removed_links_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ReferenceStore::new(dir.path());
+        let first = link(3, "veth0", "12:34:56:78:9a:bc");
+        let second = link(4, "veth1", "12:34:56:78:9a:bd");
+        store.record("cookie:1", &[&first, &second]).unwrap();
+        store.record("cookie:2", &[&first]).unwrap();
+
+        // A removal names index and name, and only in its own namespace.
+        let third = link(5, "veth2", "12:34:56:78:9a:be");
+        let references = store
+            .update("cookie:1", &[&third], &[(3, String::from("veth0"))])
+            .unwrap();
+        assert_eq!(references.get("cookie:1", &first), None);
+        assert!(references.get("cookie:1", &second).is_some());
+        assert!(references.get("cookie:1", &third).is_some());
+        assert!(references.get("cookie:2", &first).is_some());
+
+        // A full listing drops every other entry of the namespace.
+        store
+            .retain_present("cookie:1", std::slice::from_ref(&third))
+            .unwrap();
+        let references = store.load().unwrap();
+        assert_eq!(references.get("cookie:1", &second), None);
+        assert!(references.get("cookie:1", &third).is_some());
+        assert!(references.get("cookie:2", &first).is_some());
     }
 }
