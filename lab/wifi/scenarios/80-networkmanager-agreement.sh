@@ -6,13 +6,15 @@
 # - wifi.cloned-mac-address=stable, with connection.stable-id ${CONNECTION}/${BOOT} and with
 #   the default stable id (the profile's UUID): the association address that hostapd and the
 #   capture see is the one `macveil nm predict` prints for the profile, from the guest's key,
-#   machine id, boot id and interface, and it is the same again at the next activation.
+#   machine id, boot id and interface, and ${CONNECTION}/${BOOT} gives the same address again at
+#   the next activation.
 # - The daemon leaves wlan0 to NetworkManager: while a profile is active the address stays the
 #   one NetworkManager set, and the daemon logs no change of wlan0.
 # - wifi.cloned-mac-address=random: neither the permanent address nor the stable ones, and a
 #   new address at each activation.
-# - NetworkManager's scans (wifi.scan-rand-mac-address, on by default) never carry the
-#   permanent address, in the scans it starts by itself and in a rescan while disconnected.
+# - NetworkManager's scans while disconnected (wifi.scan-rand-mac-address, on by default) use
+#   the random addresses it logs for scanning, and no probe request carries the permanent
+#   address.
 
 # shellcheck source=SCRIPTDIR/../guest/lib.sh
 . /lab/lib.sh
@@ -48,32 +50,42 @@ else
     exit
 fi
 
-add_nm_profile nm-per-boot "$ssid" 'wifi.cloned-mac-address=stable
-connection.stable-id=${CONNECTION}/${BOOT}' >>"$LAB_LOGS/nmcli.log" 2>&1
-add_nm_profile nm-stable "$ssid" 'wifi.cloned-mac-address=stable' >>"$LAB_LOGS/nmcli.log" 2>&1
-add_nm_profile nm-random "$ssid" 'wifi.cloned-mac-address=random' >>"$LAB_LOGS/nmcli.log" 2>&1
+# The access point's channel, so that the supplicant's scan before each association covers only
+# 2412 MHz instead of every channel, which takes several seconds under software emulation.
+channel='wifi.band=bg
+wifi.channel=1'
+add_nm_profile nm-per-boot "$ssid" "wifi.cloned-mac-address=stable
+connection.stable-id=\${CONNECTION}/\${BOOT}
+$channel" >>"$LAB_LOGS/nmcli.log" 2>&1
+add_nm_profile nm-stable "$ssid" "wifi.cloned-mac-address=stable
+$channel" >>"$LAB_LOGS/nmcli.log" 2>&1
+add_nm_profile nm-random "$ssid" "wifi.cloned-mac-address=random
+$channel" >>"$LAB_LOGS/nmcli.log" 2>&1
 
-# A rescan while disconnected, which NetworkManager makes with its random scan address.
-nmcli device wifi rescan ifname wlan0 >>"$LAB_LOGS/nmcli.log" 2>&1
-sleep 3
-
-# Lines in which the daemon reports a change of wlan0's address or takes it down.
+# Counts the daemon's reports about wlan0: the events it saw, and the actions other than none it
+# chose or carried out (an address set, the link cycled or taken down).
+daemon_events() {
+    grep -c 'wlan0: .*, action ' "$LAB_LOGS/daemon.log"
+}
 daemon_changes() {
-    grep -cE 'wlan0: .*(address .* set \(was|cycling it|taking it down)' "$LAB_LOGS/daemon.log"
+    grep -E 'wlan0: (.*, action |address changed from|.* address .* set \(was|cycling it|up with the address)' \
+        "$LAB_LOGS/daemon.log" | grep -cv ', action None$'
 }
 
 activation_count=0
 
-# Activates the profile $1, holds the connection for 4 s while recording wlan0's address every
+# Activates the profile $1, holds the connection for 2 s while recording wlan0's address every
 # 0.2 s, and deactivates it. Sets activated_address to the address hostapd reported for the new
 # connection, held_addresses to the distinct addresses recorded while it was active, and
-# daemon_changed to the daemon's change reports for wlan0 in that time. Returns 1 when the
+# daemon_changed and daemon_saw to the daemon's change reports and its events for wlan0 in that
+# time. Returns 1 when the
 # activation failed or hostapd reported no new station.
 activate() {
     activation_count=$((activation_count + 1))
     activated_address=""
     before="$(connected_stations | wc -l)"
     changes_before="$(daemon_changes)"
+    events_before="$(daemon_events)"
     if ! nmcli --wait 30 connection up "$1" >>"$LAB_LOGS/nmcli.log" 2>&1; then
         activation_error="nmcli connection up $1 failed: $(tail -n 2 "$LAB_LOGS/nmcli.log" | tr '\n' ' ')"
         return 1
@@ -84,93 +96,113 @@ activate() {
     fi
     activated_address="$(connected_stations | tail -n 1)"
     held="$LAB_LOGS/held-$activation_count"
-    for tick in $(seq 20); do
+    for tick in $(seq 10); do
         current_address wlan0
         sleep 0.2
     done >"$held"
     held_addresses="$(sort -u "$held" | tr '\n' ' ')"
     daemon_changed=$(($(daemon_changes) - changes_before))
+    daemon_saw=$(($(daemon_events) - events_before))
     nmcli --wait 30 connection down "$1" >>"$LAB_LOGS/nmcli.log" 2>&1
     wait_until 10 "nm_device_state wlan0 | grep -q '^30 '"
 }
 
-# Predicts the address of the profile $1 on wlan0 with `macveil nm predict` and sets predicted.
+# Predicts the address of the profile $1 on wlan0 with `macveil nm predict` and sets predicted
+# to the first field of its first line, or to nothing when that is not an address.
 predict() {
     macveil nm predict "$1" --ifname wlan0 >"$LAB_LOGS/predict-$1.log" 2>&1
-    predicted="$(head -n 1 "$LAB_LOGS/predict-$1.log" | cut -f 1)"
+    predicted="$(head -n 1 "$LAB_LOGS/predict-$1.log" | cut -f 1 | grep -x '[0-9a-f:]\{17\}')"
 }
 
-# Checks the two activations of the stable profile $1: the prediction, the same address both
-# times, and a daemon that left the connection alone.
-check_stable() {
-    profile="$1"
-    predict "$profile"
-    addresses=""
-    for round in 1 2; do
-        if ! activate "$profile"; then
-            fail "$profile-predicted" "$activation_error"
-            return
-        fi
-        addresses="$addresses $activated_address"
-        if [ "$held_addresses" != "$activated_address " ]; then
-            fail "$profile-address-held-$round" "wlan0 had [$held_addresses] while connected with $activated_address"
-        else
-            pass "$profile-address-held-$round"
-        fi
-        if [ "$daemon_changed" != 0 ]; then
-            fail "$profile-daemon-quiet-$round" "the daemon reported $daemon_changed changes of wlan0 while NetworkManager's connection was up: $(grep wlan0 "$LAB_LOGS/daemon.log" | tail -n 3 | tr '\n' ' ')"
-        else
-            pass "$profile-daemon-quiet-$round"
-        fi
-    done
-    set -- $addresses
-    if [ -z "$predicted" ] || ! echo "$predicted" | grep -q '^[0-9a-f:]\{17\}$'; then
-        fail "$profile-predicted" "macveil nm predict printed no address: $(head -n 3 "$LAB_LOGS/predict-$profile.log" | tr '\n' ' ')"
-    elif [ "$1" != "$predicted" ]; then
-        fail "$profile-predicted" "NetworkManager associated with $1, macveil nm predict printed $predicted"
-    else
-        pass "$profile-predicted"
+# Problems seen while connections were up, over every activation.
+held_problems=""
+daemon_problems=""
+
+# Activates the profile $1 once more (see activate) and notes whether the address stayed and the
+# daemon stayed out. Sets connection_address, or leaves it empty and fails the check $2.
+connect_once() {
+    connection_address=""
+    if ! activate "$1"; then
+        fail "$2" "$activation_error"
+        return 1
     fi
-    if [ "$1" != "$2" ] || [ "$1" = "$permanent" ]; then
-        fail "$profile-same-on-reactivation" "the two activations used $1 and $2 (permanent $permanent)"
-    else
-        pass "$profile-same-on-reactivation"
+    connection_address="$activated_address"
+    if [ "$held_addresses" != "$activated_address " ]; then
+        held_problems="$held_problems activation $activation_count ($1) associated with $activated_address, wlan0 then had [$held_addresses];"
     fi
-    eval "address_$(echo "$profile" | tr - _)=\$1"
+    if [ "$daemon_saw" = 0 ]; then
+        daemon_problems="$daemon_problems activation $activation_count ($1): the daemon logged no event of wlan0, so it may not have been watching;"
+    elif [ "$daemon_changed" != 0 ]; then
+        daemon_problems="$daemon_problems activation $activation_count ($1): $daemon_changed changes;"
+    fi
 }
 
-check_stable nm-per-boot
-check_stable nm-stable
-if [ -n "$address_nm_per_boot" ] && [ "$address_nm_per_boot" = "$address_nm_stable" ]; then
-    fail nm-stable-ids-differ "both stable ids gave $address_nm_stable"
+# Checks that the stable profile $1 associates with the address `macveil nm predict` printed
+# before the activation, and sets the variable named $2 to that address.
+check_predicted() {
+    predict "$1"
+    if ! connect_once "$1" "$1-predicted"; then
+        return
+    fi
+    eval "$2=\$connection_address"
+    if [ -z "$predicted" ]; then
+        fail "$1-predicted" "macveil nm predict printed no address: $(head -n 3 "$LAB_LOGS/predict-$1.log" | tr '\n' ' ')"
+    elif [ "$connection_address" != "$predicted" ]; then
+        fail "$1-predicted" "NetworkManager associated with $connection_address, macveil nm predict printed $predicted"
+    elif [ "$connection_address" = "$permanent" ]; then
+        fail "$1-predicted" "NetworkManager and macveil nm predict both gave the permanent address $permanent"
+    else
+        pass "$1-predicted"
+    fi
+}
+
+per_boot=""
+stable=""
+check_predicted nm-per-boot per_boot
+check_predicted nm-stable stable
+if [ -n "$per_boot" ] && [ "$per_boot" = "$stable" ]; then
+    fail nm-stable-ids-differ "the stable ids \${CONNECTION}/\${BOOT} and the profile's UUID both gave $stable"
+fi
+if [ -n "$per_boot" ] && connect_once nm-per-boot nm-per-boot-same-on-reactivation; then
+    if [ "$connection_address" = "$per_boot" ]; then
+        pass nm-per-boot-same-on-reactivation
+    else
+        fail nm-per-boot-same-on-reactivation "the second activation used $connection_address, the first $per_boot"
+    fi
 fi
 
-random_addresses=""
+# Two activations of the random profile: neither may reuse the permanent address or an address
+# used before.
+used=" $permanent $per_boot $stable "
 for round in 1 2; do
-    if ! activate nm-random; then
-        fail nm-random-new-each-activation "$activation_error"
+    if ! connect_once nm-random nm-random-new-each-activation; then
         break
     fi
-    random_addresses="$random_addresses $activated_address"
-    if [ "$daemon_changed" != 0 ]; then
-        fail "nm-random-daemon-quiet-$round" "the daemon reported $daemon_changed changes of wlan0 while NetworkManager's connection was up"
-    else
-        pass "nm-random-daemon-quiet-$round"
-    fi
-done
-set -- $random_addresses
-if [ "$#" = 2 ]; then
-    earlier=" $permanent $address_nm_per_boot $address_nm_stable "
-    case "$earlier" in
-        *" $1 "*) fail nm-random-new-each-activation "the first random address $1 is the permanent or a stable address [$earlier]" ;;
-        *)
-            if [ "$2" = "$1" ] || echo "$earlier" | grep -q " $2 "; then
-                fail nm-random-new-each-activation "the second random address $2 repeats one of [$earlier$1]"
-            else
-                pass nm-random-new-each-activation
-            fi
+    case "$used" in
+        *" $connection_address "*)
+            fail nm-random-new-each-activation "activation $round of nm-random used $connection_address, which is the permanent address or was used before [$used]"
+            break
             ;;
     esac
+    used="$used$connection_address "
+    if [ "$round" = 2 ]; then
+        pass nm-random-new-each-activation
+    fi
+done
+
+if [ "$activation_count" = 0 ]; then
+    :
+elif [ -n "$held_problems" ]; then
+    fail nm-address-held "$held_problems"
+else
+    pass nm-address-held
+fi
+if [ "$activation_count" = 0 ]; then
+    :
+elif [ -n "$daemon_problems" ]; then
+    fail nm-daemon-leaves-wlan0 "$daemon_problems $(grep 'wlan0' "$LAB_LOGS/daemon.log" | grep -v ', action None$' | tail -n 3 | tr '\n' ' ')"
+else
+    pass nm-daemon-leaves-wlan0
 fi
 
 stop_background NetworkManager
@@ -195,8 +227,14 @@ fi
 grep 'Probe Request' "$LAB_LOGS/capture.log" | grep -v "$capture_marker" |
     sed -n 's/.* SA:\([0-9a-f:]\{17\}\).*/\1/p' | grep -vx "$ap" >"$LAB_LOGS/scan-sources"
 scan_frames="$(wc -l <"$LAB_LOGS/scan-sources")"
+# NetworkManager logs each address it sets for scanning: "set MAC address to X (scanning)".
+sed -n 's/.*set MAC address to \([0-9A-F:]\{17\}\) (scanning).*/\1/p' "$LAB_LOGS/NetworkManager.log" |
+    tr 'A-F' 'a-f' | sort -u >"$LAB_LOGS/scanning-addresses"
+scanning_frames="$(grep -cxf "$LAB_LOGS/scanning-addresses" "$LAB_LOGS/scan-sources")"
 if [ "$scan_frames" = 0 ]; then
     fail nm-scan-no-permanent-address "the capture holds no probe request from the station, so nothing was checked"
+elif [ "$scanning_frames" = 0 ]; then
+    fail nm-scan-no-permanent-address "no probe request came from an address NetworkManager set for scanning [$(tr '\n' ' ' <"$LAB_LOGS/scanning-addresses")], so its scans were not checked"
 elif grep -qx "$permanent" "$LAB_LOGS/scan-sources"; then
     fail nm-scan-no-permanent-address "$(grep -cx "$permanent" "$LAB_LOGS/scan-sources") of $scan_frames probe requests carry the permanent address $permanent"
 else
