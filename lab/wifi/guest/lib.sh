@@ -383,9 +383,10 @@ nm_device_state() {
 
 # Writes a keyfile profile named $1 for the open network $2 on wlan0, with the [wifi] and
 # [connection] keys in $3 (one per line), that NetworkManager activates only on request, and
-# makes NetworkManager load it. Sets profile_uuid.
+# makes NetworkManager load it. The profile's UUID is $4, or a new one when $4 is empty or
+# missing; profile_uuid is set to it.
 add_nm_profile() {
-    profile_uuid="$(cat /proc/sys/kernel/random/uuid)"
+    profile_uuid="${4:-$(cat /proc/sys/kernel/random/uuid)}"
     file="/etc/NetworkManager/system-connections/$1.nmconnection"
     {
         printf '[connection]\nid=%s\nuuid=%s\ntype=wifi\ninterface-name=wlan0\nautoconnect=false\n' \

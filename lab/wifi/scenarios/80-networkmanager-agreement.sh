@@ -1,17 +1,19 @@
 #!/bin/sh
+# lab-boots: 2
 # NetworkManager 1.42 manages wlan0 through wpa_supplicant's D-Bus interface, and the macveil
 # daemon runs beside it with --nm-config. NetworkManager's key is in place before either starts,
-# as on a machine where NetworkManager ran before (a copy of the run's key, so that it is the
-# same in every boot).
+# as on a machine where NetworkManager ran before: a copy of the run's key, so that the key, the
+# machine id and the profiles' UUIDs are the same in both boots, and only the boot id changes.
 # - wifi.cloned-mac-address=stable, with connection.stable-id ${CONNECTION}/${BOOT} and with
 #   the default stable id (the profile's UUID): the association address that hostapd and the
 #   capture see is the one `macveil nm predict` prints for the profile, from the guest's key,
-#   machine id, boot id and interface, and ${CONNECTION}/${BOOT} gives the same address again at
-#   the next activation.
+#   machine id, boot id and interface. In the second boot, the default stable id gives the same
+#   address as in the first and ${CONNECTION}/${BOOT} a different one; the first boot also shows
+#   that ${CONNECTION}/${BOOT} gives the same address again at the next activation.
 # - The daemon leaves wlan0 to NetworkManager: while a profile is active the address stays the
 #   one NetworkManager set, and the daemon logs no change of wlan0.
-# - wifi.cloned-mac-address=random: neither the permanent address nor the stable ones, and a
-#   new address at each activation.
+# - wifi.cloned-mac-address=random (first boot): neither the permanent address nor the stable
+#   ones, and a new address at each activation.
 # - NetworkManager's scans while disconnected (wifi.scan-rand-mac-address, on by default) use
 #   the random addresses it logs for scanning, and no probe request carries the permanent
 #   address.
@@ -44,9 +46,9 @@ if ! start_access_point open "$ssid"; then
     exit
 fi
 if start_networkmanager ""; then
-    pass nm-manages-wlan0
+    pass "nm-manages-wlan0-boot-$LAB_BOOT"
 else
-    fail nm-manages-wlan0 "$nm_start_error"
+    fail "nm-manages-wlan0-boot-$LAB_BOOT" "$nm_start_error"
     exit
 fi
 
@@ -56,9 +58,11 @@ channel='wifi.band=bg
 wifi.channel=1'
 add_nm_profile nm-per-boot "$ssid" "wifi.cloned-mac-address=stable
 connection.stable-id=\${CONNECTION}/\${BOOT}
-$channel" >>"$LAB_LOGS/nmcli.log" 2>&1
+$channel" "$(recorded uuid-nm-per-boot)" >>"$LAB_LOGS/nmcli.log" 2>&1
+record uuid-nm-per-boot "$profile_uuid"
 add_nm_profile nm-stable "$ssid" "wifi.cloned-mac-address=stable
-$channel" >>"$LAB_LOGS/nmcli.log" 2>&1
+$channel" "$(recorded uuid-nm-stable)" >>"$LAB_LOGS/nmcli.log" 2>&1
+record uuid-nm-stable "$profile_uuid"
 add_nm_profile nm-random "$ssid" "wifi.cloned-mac-address=random
 $channel" >>"$LAB_LOGS/nmcli.log" 2>&1
 
@@ -74,7 +78,7 @@ daemon_changes() {
 
 activation_count=0
 
-# Activates the profile $1, holds the connection for 2 s while recording wlan0's address every
+# Activates the profile $1, holds the connection for 1 s while recording wlan0's address every
 # 0.2 s, and deactivates it. Sets activated_address to the address hostapd reported for the new
 # connection, held_addresses to the distinct addresses recorded while it was active, and
 # daemon_changed and daemon_saw to the daemon's change reports and its events for wlan0 in that
@@ -96,7 +100,7 @@ activate() {
     fi
     activated_address="$(connected_stations | tail -n 1)"
     held="$LAB_LOGS/held-$activation_count"
-    for tick in $(seq 10); do
+    for tick in $(seq 5); do
         current_address wlan0
         sleep 0.2
     done >"$held"
@@ -140,19 +144,20 @@ connect_once() {
 # Checks that the stable profile $1 associates with the address `macveil nm predict` printed
 # before the activation, and sets the variable named $2 to that address.
 check_predicted() {
+    check="$1-predicted-boot-$LAB_BOOT"
     predict "$1"
-    if ! connect_once "$1" "$1-predicted"; then
+    if ! connect_once "$1" "$check"; then
         return
     fi
     eval "$2=\$connection_address"
     if [ -z "$predicted" ]; then
-        fail "$1-predicted" "macveil nm predict printed no address: $(head -n 3 "$LAB_LOGS/predict-$1.log" | tr '\n' ' ')"
+        fail "$check" "macveil nm predict printed no address: $(head -n 3 "$LAB_LOGS/predict-$1.log" | tr '\n' ' ')"
     elif [ "$connection_address" != "$predicted" ]; then
-        fail "$1-predicted" "NetworkManager associated with $connection_address, macveil nm predict printed $predicted"
+        fail "$check" "NetworkManager associated with $connection_address, macveil nm predict printed $predicted"
     elif [ "$connection_address" = "$permanent" ]; then
-        fail "$1-predicted" "NetworkManager and macveil nm predict both gave the permanent address $permanent"
+        fail "$check" "NetworkManager and macveil nm predict both gave the permanent address $permanent"
     else
-        pass "$1-predicted"
+        pass "$check"
     fi
 }
 
@@ -161,48 +166,73 @@ stable=""
 check_predicted nm-per-boot per_boot
 check_predicted nm-stable stable
 if [ -n "$per_boot" ] && [ "$per_boot" = "$stable" ]; then
-    fail nm-stable-ids-differ "the stable ids \${CONNECTION}/\${BOOT} and the profile's UUID both gave $stable"
-fi
-if [ -n "$per_boot" ] && connect_once nm-per-boot nm-per-boot-same-on-reactivation; then
-    if [ "$connection_address" = "$per_boot" ]; then
-        pass nm-per-boot-same-on-reactivation
-    else
-        fail nm-per-boot-same-on-reactivation "the second activation used $connection_address, the first $per_boot"
-    fi
+    fail "nm-stable-ids-differ-boot-$LAB_BOOT" "the stable ids \${CONNECTION}/\${BOOT} and the profile's UUID both gave $stable"
 fi
 
-# Two activations of the random profile: neither may reuse the permanent address or an address
-# used before.
-used=" $permanent $per_boot $stable "
-for round in 1 2; do
-    if ! connect_once nm-random nm-random-new-each-activation; then
-        break
+if [ "$LAB_BOOT" = 2 ]; then
+    first_stable="$(recorded stable)"
+    first_per_boot="$(recorded per-boot)"
+    if [ -z "$first_stable" ] || [ -z "$stable" ]; then
+        fail nm-stable-same-after-reboot "no address to compare: first boot [$first_stable], second boot [$stable]"
+    elif [ "$stable" != "$first_stable" ]; then
+        fail nm-stable-same-after-reboot "nm-stable used $stable, in the first boot $first_stable"
+    else
+        pass nm-stable-same-after-reboot
     fi
-    case "$used" in
-        *" $connection_address "*)
-            fail nm-random-new-each-activation "activation $round of nm-random used $connection_address, which is the permanent address or was used before [$used]"
+    if [ -z "$first_per_boot" ] || [ -z "$per_boot" ]; then
+        fail nm-per-boot-changes-after-reboot "no address to compare: first boot [$first_per_boot], second boot [$per_boot]"
+    elif [ "$per_boot" = "$first_per_boot" ]; then
+        fail nm-per-boot-changes-after-reboot "nm-per-boot used $per_boot in both boots"
+    else
+        pass nm-per-boot-changes-after-reboot
+    fi
+else
+    record stable "$stable"
+    record per-boot "$per_boot"
+fi
+
+# The first boot also activates nm-per-boot again and the random profile twice. No random
+# address may be the permanent address or one used before.
+if [ "$LAB_BOOT" = 1 ]; then
+    if [ -n "$per_boot" ] && connect_once nm-per-boot nm-per-boot-same-on-reactivation; then
+        if [ "$connection_address" = "$per_boot" ]; then
+            pass nm-per-boot-same-on-reactivation
+        else
+            fail nm-per-boot-same-on-reactivation "the second activation used $connection_address, the first $per_boot"
+        fi
+    fi
+
+    used=" $permanent $per_boot $stable "
+    for round in 1 2; do
+        if ! connect_once nm-random nm-random-new-each-activation; then
             break
-            ;;
-    esac
-    used="$used$connection_address "
-    if [ "$round" = 2 ]; then
-        pass nm-random-new-each-activation
-    fi
-done
+        fi
+        case "$used" in
+            *" $connection_address "*)
+                fail nm-random-new-each-activation "activation $round of nm-random used $connection_address, which is the permanent address or was used before [$used]"
+                break
+                ;;
+        esac
+        used="$used$connection_address "
+        if [ "$round" = 2 ]; then
+            pass nm-random-new-each-activation
+        fi
+    done
+fi
 
 if [ "$activation_count" = 0 ]; then
     :
 elif [ -n "$held_problems" ]; then
-    fail nm-address-held "$held_problems"
+    fail "nm-address-held-boot-$LAB_BOOT" "$held_problems"
 else
-    pass nm-address-held
+    pass "nm-address-held-boot-$LAB_BOOT"
 fi
 if [ "$activation_count" = 0 ]; then
     :
 elif [ -n "$daemon_problems" ]; then
-    fail nm-daemon-leaves-wlan0 "$daemon_problems $(grep 'wlan0' "$LAB_LOGS/daemon.log" | grep -v ', action None$' | tail -n 3 | tr '\n' ' ')"
+    fail "nm-daemon-leaves-wlan0-boot-$LAB_BOOT" "$daemon_problems $(grep 'wlan0' "$LAB_LOGS/daemon.log" | grep -v ', action None$' | tail -n 3 | tr '\n' ' ')"
 else
-    pass nm-daemon-leaves-wlan0
+    pass "nm-daemon-leaves-wlan0-boot-$LAB_BOOT"
 fi
 
 stop_background NetworkManager
@@ -215,11 +245,11 @@ fi
 captured_sources 'Assoc Request' >"$LAB_LOGS/association-sources"
 expected="$(connected_stations | tr '\n' ' ')"
 if [ -z "$expected" ]; then
-    fail nm-capture-association "hostapd reported no station, so nothing was checked"
+    fail "nm-capture-association-boot-$LAB_BOOT" "hostapd reported no station, so nothing was checked"
 elif [ "$(tr '\n' ' ' <"$LAB_LOGS/association-sources")" = "$expected" ]; then
-    pass nm-capture-association
+    pass "nm-capture-association-boot-$LAB_BOOT"
 else
-    fail nm-capture-association "the association requests came from [$(tr '\n' ' ' <"$LAB_LOGS/association-sources")], hostapd reported [$expected]"
+    fail "nm-capture-association-boot-$LAB_BOOT" "the association requests came from [$(tr '\n' ' ' <"$LAB_LOGS/association-sources")], hostapd reported [$expected]"
 fi
 
 # The access point sends no probe requests except the end marker, so every other probe request
@@ -232,17 +262,17 @@ sed -n 's/.*set MAC address to \([0-9A-F:]\{17\}\) (scanning).*/\1/p' "$LAB_LOGS
     tr 'A-F' 'a-f' | sort -u >"$LAB_LOGS/scanning-addresses"
 scanning_frames="$(grep -cxf "$LAB_LOGS/scanning-addresses" "$LAB_LOGS/scan-sources")"
 if [ "$scan_frames" = 0 ]; then
-    fail nm-scan-no-permanent-address "the capture holds no probe request from the station, so nothing was checked"
+    fail "nm-scan-no-permanent-address-boot-$LAB_BOOT" "the capture holds no probe request from the station, so nothing was checked"
 elif [ "$scanning_frames" = 0 ]; then
-    fail nm-scan-no-permanent-address "no probe request came from an address NetworkManager set for scanning [$(tr '\n' ' ' <"$LAB_LOGS/scanning-addresses")], so its scans were not checked"
+    fail "nm-scan-no-permanent-address-boot-$LAB_BOOT" "no probe request came from an address NetworkManager set for scanning [$(tr '\n' ' ' <"$LAB_LOGS/scanning-addresses")], so its scans were not checked"
 elif grep -qx "$permanent" "$LAB_LOGS/scan-sources"; then
-    fail nm-scan-no-permanent-address "$(grep -cx "$permanent" "$LAB_LOGS/scan-sources") of $scan_frames probe requests carry the permanent address $permanent"
+    fail "nm-scan-no-permanent-address-boot-$LAB_BOOT" "$(grep -cx "$permanent" "$LAB_LOGS/scan-sources") of $scan_frames probe requests carry the permanent address $permanent"
 else
-    pass nm-scan-no-permanent-address
+    pass "nm-scan-no-permanent-address-boot-$LAB_BOOT"
 fi
 leaks="$(count_frames_with_address "$permanent")"
 if [ "$leaks" = 0 ]; then
-    pass nm-no-frame-with-permanent-address
+    pass "nm-no-frame-with-permanent-address-boot-$LAB_BOOT"
 else
-    fail nm-no-frame-with-permanent-address "$leaks captured frames carry the permanent address $permanent"
+    fail "nm-no-frame-with-permanent-address-boot-$LAB_BOOT" "$leaks captured frames carry the permanent address $permanent"
 fi
