@@ -28,9 +28,9 @@ lab_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly lab_dir
 readonly host_packages=(qemu-system-x86 busybox-static cpio hostapd wpasupplicant iw tcpdump
     network-manager dbus udev)
-# NetworkManager needs a system bus (dbus-daemon), wpa_supplicant on that bus, and udevd: in the
-# initial network namespace with a writable /sys, it manages a link only once udev's database
-# has recorded it. systemd-udevd is udevadm under another name.
+# NetworkManager needs a system bus (dbus-daemon), wpa_supplicant on that bus, and udevd. Without
+# udevd, NetworkManager 1.42 in the guest leaves wlan0 unmanaged, because it waits for udev's
+# database to record each link. systemd-udevd is udevadm under another name.
 readonly guest_tools=(/usr/sbin/hostapd /usr/sbin/hostapd_cli /usr/sbin/wpa_supplicant
     /usr/sbin/wpa_cli /usr/sbin/iw /usr/bin/tcpdump
     /usr/sbin/NetworkManager /usr/bin/nmcli /usr/bin/dbus-daemon /bin/udevadm)

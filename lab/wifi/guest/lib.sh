@@ -298,8 +298,8 @@ station_connections() {
 # wlan0 (device state 30, "disconnected", or later):
 # - a system bus whose configuration denies by default and includes the D-Bus policies that
 #   NetworkManager's and wpa_supplicant's packages install, as a distribution's bus does;
-# - systemd-udevd without rules (the guest has none), because NetworkManager, in the initial
-#   network namespace with a writable /sys, takes a link only once udev's database records it;
+# - systemd-udevd without rules (the guest has none), because NetworkManager leaves a link
+#   unmanaged until udev's database records it;
 # - wpa_supplicant with only its D-Bus interface (-u), which NetworkManager drives;
 # - NetworkManager with keyfile profiles only, no DNS, host name or connectivity changes, and
 #   wlan1 (the access point) and hwsim0 (the monitor) left alone.

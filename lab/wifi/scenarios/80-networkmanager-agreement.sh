@@ -2,7 +2,7 @@
 # lab-boots: 2
 # NetworkManager 1.42 manages wlan0 through wpa_supplicant's D-Bus interface, and the macveil
 # daemon runs beside it with --nm-config. NetworkManager's key is in place before either starts,
-# as on a machine where NetworkManager ran before: a copy of the run's key, so that the key, the
+# as on a machine where NetworkManager ran before. It is a copy of the run's key. So the key, the
 # machine id and the profiles' UUIDs are the same in both boots, and only the boot id changes.
 # - wifi.cloned-mac-address=stable, with connection.stable-id ${CONNECTION}/${BOOT} and with
 #   the default stable id (the profile's UUID): the association address that hostapd and the
@@ -17,6 +17,8 @@
 # - NetworkManager's scans while disconnected (wifi.scan-rand-mac-address, on by default) use
 #   the random addresses it logs for scanning, and no probe request carries the permanent
 #   address.
+# NetworkManager 1.42 has no stable-ssid (added in 1.46): its keyfile reader ignores the value,
+# so the profile gets the default, preserve. No profile here uses it.
 
 # shellcheck source=SCRIPTDIR/../guest/lib.sh
 . /lab/lib.sh
@@ -78,12 +80,11 @@ daemon_changes() {
 
 activation_count=0
 
-# Activates the profile $1, holds the connection for 1 s while recording wlan0's address every
+# Activates the profile $1, keeps the connection up for 1 s while recording wlan0's address every
 # 0.2 s, and deactivates it. Sets activated_address to the address hostapd reported for the new
 # connection, held_addresses to the distinct addresses recorded while it was active, and
 # daemon_changed and daemon_saw to the daemon's change reports and its events for wlan0 in that
-# time. Returns 1 when the
-# activation failed or hostapd reported no new station.
+# time. Returns 1 when the activation failed or hostapd reported no new station.
 activate() {
     activation_count=$((activation_count + 1))
     activated_address=""
@@ -100,7 +101,7 @@ activate() {
     fi
     activated_address="$(connected_stations | tail -n 1)"
     held="$LAB_LOGS/held-$activation_count"
-    for tick in $(seq 5); do
+    for _ in 1 2 3 4 5; do
         current_address wlan0
         sleep 0.2
     done >"$held"
@@ -241,7 +242,7 @@ if ! stop_capture; then
     exit
 fi
 
-# The association requests, in order, are those of the six activations.
+# The association requests are those of the activations, in the same order.
 captured_sources 'Assoc Request' >"$LAB_LOGS/association-sources"
 expected="$(connected_stations | tr '\n' ' ')"
 if [ -z "$expected" ]; then
