@@ -346,6 +346,11 @@ build_run_archive() {
     chmod 700 "$root/var/lib/macveil"
     (umask 077 && printf 'nm-v2:%s' "$(head -c 32 /dev/urandom | base64 -w 0)" \
         >"$root/var/lib/macveil/secret_key")
+    # NetworkManager's own key, different from macveil's, as on a machine where NetworkManager
+    # ran before. A stable address that both derive then shows which key macveil read.
+    mkdir -p "$root/var/lib/NetworkManager"
+    (umask 077 && printf 'nm-v2:%s' "$(head -c 32 /dev/urandom | base64 -w 0)" \
+        >"$root/var/lib/NetworkManager/secret_key")
     # A machine id for every boot of the run too: NetworkManager hashes a v2 key together with
     # it, and dbus-daemon needs one.
     mkdir -p "$root/etc"

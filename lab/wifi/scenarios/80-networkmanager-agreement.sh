@@ -1,15 +1,19 @@
 #!/bin/sh
 # lab-boots: 2
 # NetworkManager 1.42 manages wlan0 through wpa_supplicant's D-Bus interface, and the macveil
-# daemon runs beside it with --nm-config. NetworkManager's key is in place before either starts,
-# as on a machine where NetworkManager ran before. It is a copy of the run's key. So the key, the
+# daemon runs beside it with --nm-config. run.sh puts NetworkManager's key in place, as on a
+# machine where NetworkManager ran before, and it differs from macveil's key. That key, the
 # machine id and the profiles' UUIDs are the same in both boots, and only the boot id changes.
-# - wifi.cloned-mac-address=stable, with connection.stable-id ${CONNECTION}/${BOOT} and with
-#   the default stable id (the profile's UUID): the association address that hostapd and the
-#   capture see is the one `macveil nm predict` prints for the profile, from the guest's key,
-#   machine id, boot id and interface. In the second boot, the default stable id gives the same
-#   address as in the first and ${CONNECTION}/${BOOT} a different one; the first boot also shows
-#   that ${CONNECTION}/${BOOT} gives the same address again at the next activation.
+# - wifi.cloned-mac-address=stable with connection.stable-id ${CONNECTION}/${BOOT} or
+#   ${CONNECTION}, and a profile that takes NetworkManager.conf's default (stable with
+#   ${DEVICE}/${BOOT}): the association address that hostapd and the capture see is the one
+#   `macveil nm predict` prints for the profile, from the guest's key, machine id, boot id and
+#   interface. In the second boot ${CONNECTION} gives the same address as in the first and
+#   ${CONNECTION}/${BOOT} a different one. The first boot also shows that ${CONNECTION}/${BOOT}
+#   gives the same address again at the next activation.
+# - The daemon agrees with NetworkManager: the address it set on wlan0 before NetworkManager
+#   started, from the same default policy and NetworkManager's key, is the one NetworkManager
+#   gives the profile that takes the default.
 # - The daemon leaves wlan0 to NetworkManager: while a profile is active the address stays the
 #   one NetworkManager set, and the daemon logs no change of wlan0.
 # - wifi.cloned-mac-address=random (first boot): neither the permanent address nor the stable
@@ -17,8 +21,8 @@
 # - NetworkManager's scans while disconnected (wifi.scan-rand-mac-address, on by default) use
 #   the random addresses it logs for scanning, and no probe request carries the permanent
 #   address.
-# NetworkManager 1.42 has no stable-ssid (added in 1.46): its keyfile reader ignores the value,
-# so the profile gets the default, preserve. No profile here uses it.
+# NetworkManager 1.42 has no stable-ssid (added in 1.46): its keyfile reader drops the value, so
+# such a profile takes NetworkManager.conf's default, else preserve. No profile here uses it.
 
 # shellcheck source=SCRIPTDIR/../guest/lib.sh
 . /lab/lib.sh
@@ -27,10 +31,15 @@ ssid=macveil-lab-nm
 permanent="$(permanent_address wlan0)"
 ap="$(current_address wlan1)"
 
-# NetworkManager's key, only ever read by the daemon.
-mkdir -p /var/lib/NetworkManager
-(umask 077 && cp /var/lib/macveil/secret_key /var/lib/NetworkManager/secret_key)
+# NetworkManager's default policy, which both NetworkManager and the daemon (--nm-config) read.
+# Its stable id names no profile, so the daemon can derive the same address for wlan0.
+mkdir -p /etc/NetworkManager/conf.d
+# shellcheck disable=SC2016 # NetworkManager expands ${DEVICE} and ${BOOT}
+printf '[connection]\nwifi.cloned-mac-address=stable\nconnection.stable-id=${DEVICE}/${BOOT}\n' \
+    >/etc/NetworkManager/conf.d/50-lab-policy.conf
 
+# The daemon manages only wlan0. It starts first, as at boot, and sets wlan0's address from
+# that policy and NetworkManager's key before NetworkManager runs.
 config="$LAB_LOGS/macveil.conf"
 printf '[device-wlan0]\nmatch-device=interface-name:wlan0\nmacveil.manage=yes\n[device-others]\nmacveil.manage=no\n' >"$config"
 start_background daemon macveil daemon -vv --nm-config --config "$config" --state-dir "$LAB_LOGS/state"
@@ -38,6 +47,7 @@ if ! wait_until 10 "grep -q 'watching' '$LAB_LOGS/daemon.log'"; then
     fail nm-daemon-started "the daemon did not report its start within 10 s: $(tail -n 5 "$LAB_LOGS/daemon.log" | tr '\n' ' ')"
     exit
 fi
+daemon_address="$(current_address wlan0)"
 
 if ! start_capture; then
     fail nm-capture "tcpdump did not start listening on hwsim0 within 10 s"
@@ -63,8 +73,11 @@ connection.stable-id=\${CONNECTION}/\${BOOT}
 $channel" "$(recorded uuid-nm-per-boot)" >>"$LAB_LOGS/nmcli.log" 2>&1
 record uuid-nm-per-boot "$profile_uuid"
 add_nm_profile nm-stable "$ssid" "wifi.cloned-mac-address=stable
+connection.stable-id=\${CONNECTION}
 $channel" "$(recorded uuid-nm-stable)" >>"$LAB_LOGS/nmcli.log" 2>&1
 record uuid-nm-stable "$profile_uuid"
+add_nm_profile nm-default "$ssid" "$channel" "$(recorded uuid-nm-default)" >>"$LAB_LOGS/nmcli.log" 2>&1
+record uuid-nm-default "$profile_uuid"
 add_nm_profile nm-random "$ssid" "wifi.cloned-mac-address=random
 $channel" >>"$LAB_LOGS/nmcli.log" 2>&1
 
@@ -164,10 +177,25 @@ check_predicted() {
 
 per_boot=""
 stable=""
+default=""
 check_predicted nm-per-boot per_boot
 check_predicted nm-stable stable
-if [ -n "$per_boot" ] && [ "$per_boot" = "$stable" ]; then
-    fail "nm-stable-ids-differ-boot-$LAB_BOOT" "the stable ids \${CONNECTION}/\${BOOT} and the profile's UUID both gave $stable"
+check_predicted nm-default default
+distinct="$(printf '%s\n' "$per_boot" "$stable" "$default" | grep . | sort -u | wc -l)"
+if [ "$distinct" != 3 ]; then
+    fail "nm-stable-ids-differ-boot-$LAB_BOOT" "the three stable ids gave [$per_boot] [$stable] [$default]"
+fi
+
+# The profile without address settings takes NetworkManager's default policy, from which the
+# daemon derived wlan0's address before NetworkManager started.
+if [ -z "$default" ]; then
+    fail "nm-daemon-agrees-boot-$LAB_BOOT" "nm-default did not connect, so there is nothing to compare"
+elif [ "$daemon_address" = "$permanent" ]; then
+    fail "nm-daemon-agrees-boot-$LAB_BOOT" "the daemon left wlan0 on its permanent address $permanent: $(grep wlan0 "$LAB_LOGS/daemon.log" | head -n 3 | tr '\n' ' ')"
+elif [ "$daemon_address" != "$default" ]; then
+    fail "nm-daemon-agrees-boot-$LAB_BOOT" "the daemon set $daemon_address, NetworkManager associated with $default for the same policy"
+else
+    pass "nm-daemon-agrees-boot-$LAB_BOOT"
 fi
 
 if [ "$LAB_BOOT" = 2 ]; then
@@ -203,7 +231,7 @@ if [ "$LAB_BOOT" = 1 ]; then
         fi
     fi
 
-    used=" $permanent $per_boot $stable "
+    used=" $permanent $per_boot $stable $default "
     for round in 1 2; do
         if ! connect_once nm-random nm-random-new-each-activation; then
             break
