@@ -26,9 +26,19 @@ set -euo pipefail
 
 lab_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly lab_dir
-readonly host_packages=(qemu-system-x86 busybox-static cpio hostapd wpasupplicant iw tcpdump)
+readonly host_packages=(qemu-system-x86 busybox-static cpio hostapd wpasupplicant iw tcpdump
+    network-manager dbus udev)
+# NetworkManager needs a system bus (dbus-daemon), wpa_supplicant on that bus, and udevd. Without
+# udevd, NetworkManager 1.42 in the guest leaves wlan0 unmanaged, because it waits for udev's
+# database to record each link. systemd-udevd is udevadm under another name.
 readonly guest_tools=(/usr/sbin/hostapd /usr/sbin/hostapd_cli /usr/sbin/wpa_supplicant
-    /usr/sbin/wpa_cli /usr/sbin/iw /usr/bin/tcpdump)
+    /usr/sbin/wpa_cli /usr/sbin/iw /usr/bin/tcpdump
+    /usr/sbin/NetworkManager /usr/bin/nmcli /usr/bin/dbus-daemon /bin/udevadm)
+# Files the guest needs besides programs: the D-Bus policies that let NetworkManager and
+# wpa_supplicant own their names and let root call them, and NetworkManager's package defaults.
+readonly guest_data=(/usr/share/dbus-1/system.d/org.freedesktop.NetworkManager.conf
+    /etc/dbus-1/system.d/wpa_supplicant.conf
+    /usr/lib/NetworkManager/conf.d/no-mac-addr-change.conf)
 
 # Load order of the kernel modules. Each module's "depends=" field is checked against the modules
 # before it, so a kernel that needs one more module fails the build with its name.
@@ -237,13 +247,26 @@ stage_file() {
     cp -L "$source" "$root$source"
 }
 
-# Prints the path of every file the base archive takes from the host: busybox, the Wi-Fi tools
-# and their shared libraries.
+# Prints the path of NetworkManager's Wi-Fi device plugin. NetworkManager loads its plugins only
+# from the folder named after its exact version, e.g. /usr/lib/x86_64-linux-gnu/NetworkManager/1.42.4.
+wifi_plugin() {
+    local version plugins
+    version="$(/usr/sbin/NetworkManager --version)" || die "NetworkManager --version failed"
+    plugins=(/usr/lib/*/NetworkManager/"$version"/libnm-device-plugin-wifi.so)
+    if [[ ! -f "${plugins[0]}" ]]; then
+        die "NetworkManager $version has no Wi-Fi plugin libnm-device-plugin-wifi.so; reinstall network-manager"
+    fi
+    printf '%s\n' "${plugins[0]}"
+}
+
+# Prints the path of every file the base archive takes from the host: busybox, the Wi-Fi tools,
+# NetworkManager with its Wi-Fi plugin, their shared libraries and the data files they read.
 list_base_inputs() {
-    local tool
+    local tool plugin
+    plugin="$(wifi_plugin)" || exit 2
     {
-        printf '%s\n' /bin/busybox "${guest_tools[@]}"
-        for tool in "${guest_tools[@]}"; do
+        printf '%s\n' /bin/busybox "${guest_tools[@]}" "$plugin" "${guest_data[@]}"
+        for tool in "${guest_tools[@]}" "$plugin"; do
             shared_libraries "$tool"
         done
     } | sort -u
@@ -253,7 +276,7 @@ list_base_inputs() {
 # the kernel modules. Prints its path.
 prepare_base_archive() {
     local kernel="$1" inputs key archive
-    inputs="$(list_base_inputs)"
+    inputs="$(list_base_inputs)" || exit 2
     key="$({
         sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1
         basename "$kernel"
@@ -282,7 +305,13 @@ prepare_base_archive() {
     # tcpdump -Z root looks the user and its groups up. glibc 2.34 and later read these files
     # without a separate NSS module.
     printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
-    printf 'root:x:0:\n' >"$root/etc/group"
+    # netdev: wpa_supplicant's D-Bus policy names it, and dbus-daemon warns about a missing group.
+    printf 'root:x:0:\nnetdev:x:100:\n' >"$root/etc/group"
+    mkdir -p "$root"/usr/lib/systemd "$root"/etc/NetworkManager/{conf.d,system-connections} \
+        "$root"/var/lib/NetworkManager "$root"/var/lib/dbus
+    ln -s /bin/udevadm "$root/usr/lib/systemd/systemd-udevd"
+    # D-Bus clients find the system bus at /var/run/dbus/system_bus_socket.
+    ln -s /run "$root/var/run"
 
     (cd "$root" && find . -print0 | LC_ALL=C sort -z |
         cpio --null --quiet -o -H newc --owner=0:0) >"$work/base.cpio"
@@ -317,6 +346,16 @@ build_run_archive() {
     chmod 700 "$root/var/lib/macveil"
     (umask 077 && printf 'nm-v2:%s' "$(head -c 32 /dev/urandom | base64 -w 0)" \
         >"$root/var/lib/macveil/secret_key")
+    # NetworkManager's own key, different from macveil's, as on a machine where NetworkManager
+    # ran before. A stable address that both derive then shows which key macveil read.
+    mkdir -p "$root/var/lib/NetworkManager"
+    (umask 077 && printf 'nm-v2:%s' "$(head -c 32 /dev/urandom | base64 -w 0)" \
+        >"$root/var/lib/NetworkManager/secret_key")
+    # A machine id for every boot of the run too: NetworkManager hashes a v2 key together with
+    # it, and dbus-daemon needs one.
+    mkdir -p "$root/etc"
+    od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >"$root/etc/machine-id"
+    printf '\n' >>"$root/etc/machine-id"
 
     # A debug build carries hundreds of MB of debug information that the guest does not need.
     if ! strip -o "$root/usr/local/bin/macveil" "$macveil" 2>/dev/null; then

@@ -182,6 +182,9 @@ pub fn effective_mac(
         Some(located) => {
             let mode = parse_cloned(&located.value, wifi)
                 .map_err(|reason| invalid(key, &located.value, located.line, reason))?;
+            // NOTE: NetworkManager 1.42's keyfile reader loads such a profile and drops the value
+            // ("ignoring invalid MAC address"), so it activates with the default (the Wi-Fi lab
+            // saw `preserve`), not "not loaded" as assumed here.
             if mode == ClonedMac::StableSsid && !knows(Feature::StableSsid) {
                 loadable = false;
                 notes.push(version_note(

@@ -291,3 +291,111 @@ connect_output() {
 station_connections() {
     connected_stations | grep -cx "$1"
 }
+
+# --- NetworkManager on wlan0 ---------------------------------------------------------------
+
+# Starts what NetworkManager needs and then NetworkManager itself, and waits until it manages
+# wlan0 (device state 30, "disconnected", or later):
+# - a system bus whose configuration denies by default and includes the D-Bus policies that
+#   NetworkManager's and wpa_supplicant's packages install, as a distribution's bus does;
+# - systemd-udevd without rules (the guest has none), because NetworkManager leaves a link
+#   unmanaged until udev's database records it;
+# - wpa_supplicant with only its D-Bus interface (-u), which NetworkManager drives;
+# - NetworkManager with keyfile profiles only, no DNS, host name or connectivity changes, and
+#   wlan1 (the access point) and hwsim0 (the monitor) left alone.
+# $1 is extra NetworkManager.conf text, for example a [connection] section. Returns 1, with the
+# reason in nm_start_error, when one of them does not start within its time.
+start_networkmanager() {
+    mkdir -p /run/dbus /etc/NetworkManager/conf.d /etc/NetworkManager/system-connections \
+        /var/lib/NetworkManager
+    cat >/run/dbus/lab-system-bus.conf <<'CONF'
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=/run/dbus/system_bus_socket</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+  </policy>
+  <includedir>/usr/share/dbus-1/system.d</includedir>
+  <includedir>/etc/dbus-1/system.d</includedir>
+</busconfig>
+CONF
+    cat >/etc/NetworkManager/NetworkManager.conf <<CONF
+[main]
+plugins=keyfile
+no-auto-default=*
+dns=none
+rc-manager=unmanaged
+systemd-resolved=false
+hostname-mode=none
+auth-polkit=false
+
+[keyfile]
+unmanaged-devices=interface-name:wlan1;interface-name:hwsim0
+
+[connectivity]
+enabled=false
+
+[logging]
+level=INFO
+
+$1
+CONF
+    nm_start_error=""
+    start_background dbus dbus-daemon --nofork --nopidfile --config-file=/run/dbus/lab-system-bus.conf
+    if ! wait_until 10 "[ -S /run/dbus/system_bus_socket ]"; then
+        nm_start_error="dbus-daemon did not listen on /run/dbus/system_bus_socket within 10 s"
+        return 1
+    fi
+    start_background udevd /usr/lib/systemd/systemd-udevd --resolve-names=never
+    if ! wait_until 10 "[ -e /run/udev/control ]"; then
+        nm_start_error="systemd-udevd did not create /run/udev/control within 10 s"
+        return 1
+    fi
+    udevadm trigger --subsystem-match=net --action=add --settle >>"$LAB_LOGS/udevd.log" 2>&1
+    # NetworkManager waits for the supplicant's bus name by itself, so nothing waits here.
+    start_background wpa_supplicant wpa_supplicant -u
+    start_background NetworkManager NetworkManager --no-daemon --debug
+    if ! wait_until 30 "nm_device_state wlan0 | awk '\$1 >= 30 { found = 1 } END { exit !found }'"; then
+        nm_start_error="NetworkManager did not report wlan0 as disconnected or later within 30 s (state: $(nm_device_state wlan0))"
+        return 1
+    fi
+}
+
+# Prints NetworkManager's state of the device $1, e.g. "30 (disconnected)".
+nm_device_state() {
+    nmcli --get-values GENERAL.STATE device show "$1" 2>/dev/null
+}
+
+# Writes a keyfile profile named $1 for the open network $2 on wlan0, with the [wifi] and
+# [connection] keys in $3 (one per line), that NetworkManager activates only on request, and
+# makes NetworkManager load it. The profile's UUID is $4, or a new one when $4 is empty or
+# missing; profile_uuid is set to it.
+add_nm_profile() {
+    profile_uuid="${4:-$(cat /proc/sys/kernel/random/uuid)}"
+    file="/etc/NetworkManager/system-connections/$1.nmconnection"
+    {
+        printf '[connection]\nid=%s\nuuid=%s\ntype=wifi\ninterface-name=wlan0\nautoconnect=false\n' \
+            "$1" "$profile_uuid"
+        echo "$3" | grep '^connection\.' | sed 's/^connection\.//'
+        printf '[wifi]\nssid=%s\nmode=infrastructure\n' "$2"
+        echo "$3" | grep '^wifi\.' | sed 's/^wifi\.//'
+        printf '[ipv4]\nmethod=disabled\n[ipv6]\nmethod=disabled\n'
+    } >"$file"
+    chmod 600 "$file"
+    nmcli connection load "$file"
+}
