@@ -91,14 +91,6 @@ fn check_profile(inputs: &NmInputs<'_>, profile: &Profile, candidate: &Candidate
             return Vec::new();
         }
     };
-    if !mac.loadable {
-        log::info!(
-            "skipping profile '{}': {}",
-            profile.id,
-            mac.notes.join("; ")
-        );
-        return Vec::new();
-    }
 
     let covered = candidate.present && (inputs.covered)(link);
     let keeps_hardware = mac.keeps_hardware_address(link.permanent, covered);

@@ -462,9 +462,8 @@ fn nm_anonymizes(
         return false;
     }
     let anonymizes = |profile: &crate::nm::profile::Profile| {
-        resolve::effective_mac(config, profile, &item.facts, version).is_ok_and(|mac| {
-            mac.loadable && !mac.keeps_hardware_address(item.facts.permanent, false)
-        })
+        resolve::effective_mac(config, profile, &item.facts, version)
+            .is_ok_and(|mac| !mac.keeps_hardware_address(item.facts.permanent, false))
     };
 
     if let Some(uuid) = &state.connection_uuid {

@@ -5,7 +5,7 @@
 //! `_prop_get_ipv*` helpers in NetworkManager's `src/core/devices/nm-device.c`.
 //!
 //! Values a NetworkManager version does not know are resolved as that version does: before
-//! 1.46, a profile with `cloned-mac-address=stable-ssid` does not load, and a global
+//! 1.46, a profile's `cloned-mac-address=stable-ssid` is dropped as if unset, and a global
 //! `wifi.cloned-mac-address=stable-ssid` is ignored, which leaves `preserve`.
 //!
 //! This module computes; it reads no files.
@@ -102,8 +102,6 @@ pub struct EffectiveMac {
     pub mask: Option<Mask>,
     /// The origin of the mask.
     pub mask_source: ValueSource,
-    /// Whether this NetworkManager version loads the profile at all.
-    pub loadable: bool,
     /// Caveats about the version, each a sentence.
     pub notes: Vec<String>,
 }
@@ -160,7 +158,6 @@ pub fn effective_mac(
     let global = config.policy_for(link);
     let knows = |feature: Feature| version.is_none_or(|version| feature.supported_by(version));
     let mut notes = Vec::new();
-    let mut loadable = true;
 
     let invalid = |key: &str, value: &str, line: usize, reason: String| {
         Box::new(InvalidProfileValue {
@@ -178,23 +175,28 @@ pub fn effective_mac(
     } else {
         "ethernet.cloned-mac-address"
     };
-    let (mode, mode_source) = match &profile.cloned_mac_address {
+    // NetworkManager before 1.46 does not know stable-ssid. Its keyfile reader still loads
+    // the profile, drops the value ("ignoring invalid MAC address") and activates the profile
+    // as if the key were unset; the Wi-Fi lab's NetworkManager 1.42 showed this.
+    let profile_mode = match &profile.cloned_mac_address {
         Some(located) => {
             let mode = parse_cloned(&located.value, wifi)
                 .map_err(|reason| invalid(key, &located.value, located.line, reason))?;
-            // NOTE: NetworkManager 1.42's keyfile reader loads such a profile and drops the value
-            // ("ignoring invalid MAC address"), so it activates with the default (the Wi-Fi lab
-            // saw `preserve`), not "not loaded" as assumed here.
             if mode == ClonedMac::StableSsid && !knows(Feature::StableSsid) {
-                loadable = false;
                 notes.push(version_note(
                     version,
                     Feature::StableSsid,
-                    "rejects this profile",
+                    "drops this profile's value, as if it were unset",
                 ));
+                None
+            } else {
+                Some((mode, ValueSource::profile(profile, located.line)))
             }
-            (mode, ValueSource::profile(profile, located.line))
         }
+        None => None,
+    };
+    let (mode, mode_source) = match profile_mode {
+        Some(found) => found,
         None => {
             let mut mode = global.cloned_mac_address.value;
             let mut source = ValueSource::Global(global.cloned_mac_address.source.clone());
@@ -273,7 +275,6 @@ pub fn effective_mac(
         stable_id_source,
         mask,
         mask_source,
-        loadable,
         notes,
     })
 }
@@ -620,20 +621,23 @@ mod tests {
     }
 
     #[test]
-    fn old_version_rejects_profile_stable_ssid() {
-        let config = nm("");
+    fn old_version_drops_profile_stable_ssid() {
         let wifi = profile(
             "wifi",
             "[wifi]\nssid=Home\ncloned-mac-address=stable-ssid\n",
         );
-        let mac = effective_mac(
-            &config,
-            &wifi,
-            &link(LinkKind::Wifi),
-            Some(NmVersion::new(1, 42, 4)),
-        )
-        .unwrap();
-        assert!(!mac.loadable);
+        let old = Some(NmVersion::new(1, 42, 4));
+        let mac = effective_mac(&nm(""), &wifi, &link(LinkKind::Wifi), old).unwrap();
+        assert_eq!(mac.mode, ClonedMac::Preserve);
+        assert_eq!(mac.notes.len(), 1, "{:?}", mac.notes);
+
+        // The profile then takes the global default, as if it set nothing.
+        let global = nm("[connection]\nwifi.cloned-mac-address=random\n");
+        let mac = effective_mac(&global, &wifi, &link(LinkKind::Wifi), old).unwrap();
+        assert_eq!(mac.mode, ClonedMac::Random);
+
+        let new = Some(NmVersion::new(1, 46, 0));
+        let mac = effective_mac(&global, &wifi, &link(LinkKind::Wifi), new).unwrap();
         assert_eq!(mac.mode, ClonedMac::StableSsid);
     }
 

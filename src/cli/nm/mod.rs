@@ -246,7 +246,6 @@ struct MacReport {
     stable_id_source: ValueSource,
     mask: Option<String>,
     mask_source: ValueSource,
-    loadable: bool,
     notes: Vec<String>,
 }
 
@@ -260,7 +259,6 @@ impl MacReport {
             stable_id_source: mac.stable_id_source.clone(),
             mask: mac.mask.as_ref().map(ToString::to_string),
             mask_source: mac.mask_source.clone(),
-            loadable: mac.loadable,
             notes: mac.notes.clone(),
         }
     }

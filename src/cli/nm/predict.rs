@@ -45,12 +45,6 @@ pub(super) fn run_predict(args: &PredictArgs) -> anyhow::Result<Status> {
     for note in &mac.notes {
         warn(note);
     }
-    if !mac.loadable {
-        anyhow::bail!(
-            "NetworkManager does not load profile '{}', so it gives it no address",
-            profile.id
-        );
-    }
 
     let machine_id = match &args.machine_id {
         Some(value) => MachineId::from_argument(value)?,
