@@ -27,6 +27,7 @@ impl Fixture {
         let fixture = Fixture {
             dir: tempfile::tempdir().unwrap(),
         };
+        fs::create_dir_all(fixture.root()).unwrap();
         fixture.add_link("lo", 1, 772, "00:00:00:00:00:00", None, &[]);
         fixture.add_link(
             "eth0",
