@@ -472,6 +472,7 @@ fn check_nm_config_applies_hiding_rule() {
     let output = fixture.check(&["--nm-config", "--json"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(report["embedded_default_only"], false);
 
     let root = fixture.root();
     let files: Vec<String> = report["files"]
@@ -517,7 +518,7 @@ fn check_json_lists_every_link() {
     let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
 
     assert_eq!(report["valid"], true);
-    assert_eq!(report["embedded_default"], true);
+    assert_eq!(report["embedded_default_only"], true);
     let names: Vec<&str> = report["links"]
         .as_array()
         .unwrap()

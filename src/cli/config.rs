@@ -335,7 +335,9 @@ struct InvalidReport {
 #[derive(Serialize)]
 struct Report {
     valid: bool,
-    embedded_default: bool,
+    /// No configuration file exists, so the embedded default alone is in effect. It is the
+    /// base layer under every file either way, and `files` lists it first.
+    embedded_default_only: bool,
     files: Vec<String>,
     warnings: Vec<String>,
     links: Vec<LinkReport>,
@@ -409,7 +411,7 @@ fn report(config: &Config, policies: &[(LinkFacts, LinkPolicy)]) -> Report {
         .collect();
     Report {
         valid: true,
-        embedded_default: config.is_embedded_default(),
+        embedded_default_only: config.is_embedded_default(),
         files: config.files().to_vec(),
         warnings: config.warnings().iter().map(ToString::to_string).collect(),
         links,

@@ -729,7 +729,9 @@ fn read_back(
             continue;
         };
         if link.address == Some(report.requested) {
-            log::info!(
+            // Debug only: the callers report each change themselves (the command line's
+            // report, the daemon's log line).
+            log::debug!(
                 "{}: address changed from {} to {}",
                 report.name,
                 report
