@@ -64,7 +64,13 @@ pub struct Cli {
     pub verbose: u8,
 
     /// Log only errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose", display_order = 901)]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        display_order = 901
+    )]
     pub quiet: bool,
 
     /// The subcommand to run.

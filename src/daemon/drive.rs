@@ -36,6 +36,8 @@
 //! and never drives a link that NetworkManager manages.
 
 use std::collections::{HashMap, HashSet};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,8 +64,8 @@ use session::{Driver, End};
 /// How long the driver waits for one supplicant reply.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How long [`Drivers::stop_all`] waits for the threads to end: a wait for an event, and a
-/// reply in progress.
+/// How long [`Drivers::stop_all`] waits for the threads to end: a reply in progress
+/// ([`REPLY_TIMEOUT`]) and some slack. The stop ends any wait for events at once.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// The links whose connections a driver drives. The engine leaves their addresses to the
@@ -142,6 +144,55 @@ type Recorded = Arc<Mutex<Option<Vec<Candidate>>>>;
 /// Opens the radio of an interface inside a driver thread.
 type OpenRadio = dyn Fn(&str) -> Result<Box<dyn Radio>, LinkError> + Send + Sync;
 
+/// A request for a driver thread to stop. Besides the flag it has an eventfd, which the
+/// thread waits on together with the supplicant's socket, so that a request ends any wait at
+/// once and an idle thread never wakes on its own.
+pub(super) struct StopSignal {
+    requested: AtomicBool,
+    wake: OwnedFd,
+}
+
+impl StopSignal {
+    /// Creates a signal that is not requested yet.
+    pub(super) fn new() -> io::Result<StopSignal> {
+        // SAFETY: eventfd takes an initial value and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(StopSignal {
+            requested: AtomicBool::new(false),
+            // SAFETY: `fd` was just opened and nothing else owns it.
+            wake: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// Requests the stop and wakes the thread.
+    pub(super) fn request(&self) {
+        self.requested.store(true, Ordering::Relaxed);
+        let one: u64 = 1;
+        // SAFETY: the buffer is 8 readable bytes, as eventfd requires. A failed write (the
+        // counter is full) still leaves the descriptor readable, which is all that matters.
+        unsafe {
+            libc::write(
+                std::os::fd::AsRawFd::as_raw_fd(&self.wake),
+                (&raw const one).cast(),
+                std::mem::size_of::<u64>(),
+            )
+        };
+    }
+
+    /// Returns whether the stop was requested.
+    pub(super) fn is_requested(&self) -> bool {
+        self.requested.load(Ordering::Relaxed)
+    }
+
+    /// Returns the descriptor that becomes readable with the request.
+    pub(super) fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.wake.as_fd()
+    }
+}
+
 /// A driver thread.
 struct Running {
     index: u32,
@@ -150,7 +201,7 @@ struct Running {
     /// The inode of the supplicant socket the driver talks to, which distinguishes a restarted
     /// supplicant from the same one.
     socket: u64,
-    stop: Arc<AtomicBool>,
+    stop: Arc<StopSignal>,
     thread: JoinHandle<()>,
 }
 
@@ -249,10 +300,23 @@ impl Drivers {
         // The previous driver of the link gets the stop request, and the new thread waits for
         // it before it touches the link, so that two drivers never work on one link at once.
         let previous = self.running.remove(ifname).map(|running| {
-            running.stop.store(true, Ordering::Relaxed);
+            running.stop.request();
             running.thread
         });
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = match StopSignal::new() {
+            Ok(stop) => Arc::new(stop),
+            Err(err) => {
+                log::error!(
+                    "{ifname}: cannot create the stop signal of a driver (eventfd): {err}; \
+                     wpa_supplicant connects on its own with the link's address until the next \
+                     reload (SIGHUP)"
+                );
+                if let Some(previous) = previous {
+                    let _ = previous.join();
+                }
+                return;
+            }
+        };
         let job = Job {
             ifname: ifname.to_string(),
             index: link.index,
@@ -300,7 +364,7 @@ impl Drivers {
     /// because [`crate::wifi::drive::connect`] sets the address only while the link is down.
     pub fn stop_all(&mut self) {
         for running in self.running.values() {
-            running.stop.store(true, Ordering::Relaxed);
+            running.stop.request();
         }
         let deadline = Instant::now() + STOP_GRACE;
         for (ifname, running) in self.running.drain() {
@@ -329,7 +393,7 @@ impl Drivers {
 
     fn stop(&mut self, ifname: &str) {
         if let Some(running) = self.running.remove(ifname) {
-            running.stop.store(true, Ordering::Relaxed);
+            running.stop.request();
             log::debug!("{ifname}: stopping the driver of link {}", running.index);
         }
     }
@@ -353,7 +417,7 @@ impl Drivers {
 impl Drop for Drivers {
     fn drop(&mut self) {
         for running in self.running.values() {
-            running.stop.store(true, Ordering::Relaxed);
+            running.stop.request();
         }
     }
 }
@@ -368,14 +432,14 @@ struct Job {
     settings: DriverSettings,
     driven: DrivenLinks,
     recorded: Recorded,
-    stop: Arc<AtomicBool>,
+    stop: Arc<StopSignal>,
     open_radio: Arc<OpenRadio>,
 }
 
 impl Job {
     fn run(self) {
         let ifname = self.ifname.clone();
-        if self.stop.load(Ordering::Relaxed) {
+        if self.stop.is_requested() {
             return;
         }
         let client = ClientOptions {

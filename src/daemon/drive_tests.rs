@@ -20,6 +20,9 @@ const PERMANENT: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0]);
 const START: MacAddr = MacAddr([0x06, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e]);
 const AP: &str = "02:00:00:00:01:00";
 const BOOT: &str = "0b0d4a38-6a0a-4a36-9f2c-7f3d8a4e5b6c";
+/// The longest a stopped driver may take to end: the stop wakes it at once, so this only
+/// absorbs scheduling delays.
+const STOP_LIMIT: Duration = Duration::from_secs(2);
 
 /// One configured network of the fake supplicant.
 struct Network {
@@ -247,7 +250,7 @@ impl Setup {
         regain_timeout: Duration,
         private_scans: bool,
     ) -> Running {
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(StopSignal::new().unwrap());
         let mut driver = Driver {
             ifname: "wlan0".to_string(),
             hidden: Some(PERMANENT),
@@ -303,7 +306,7 @@ impl Setup {
 
 /// A driver thread under test.
 struct Running {
-    stop: Arc<AtomicBool>,
+    stop: Arc<StopSignal>,
     thread: JoinHandle<End>,
 }
 
@@ -311,12 +314,12 @@ impl Running {
     /// Stops the driver and returns how it ended, failing the test when it took longer than
     /// two seconds.
     fn stop(self) -> End {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.request();
         self.join()
     }
 
     fn join(self) -> End {
-        let deadline = Instant::now() + EVENT_SLICE * 2;
+        let deadline = Instant::now() + STOP_LIMIT;
         while !self.thread.is_finished() {
             assert!(
                 Instant::now() < deadline,
@@ -650,13 +653,11 @@ fn drivers_mark_driven_link_until_stopped() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(count(&world, "ATTACH"), 1, "{:?}", log(&world));
 
+    // The driver waits for events without a limit while connected; the stop wakes it.
     let started = Instant::now();
     drivers.stop_all();
-    assert!(
-        started.elapsed() <= EVENT_SLICE * 2,
-        "{:?}",
-        started.elapsed()
-    );
+    let elapsed = started.elapsed();
+    assert!(elapsed <= Duration::from_millis(500), "{elapsed:?}");
     assert!(drivers.running().is_empty());
     assert!(!driven.contains(3));
     assert_eq!(world.lock().unwrap().address, setup.stable_ssid(b"home"));

@@ -20,6 +20,7 @@
 use std::collections::VecDeque;
 use std::fs::{self, DirBuilder};
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -319,6 +320,63 @@ impl ControlSocket {
                 Some(event) => return Ok(Some(event)),
                 // A reply to a request that timed out earlier, which no caller waits for any more.
                 None => log::debug!("dropping a late reply from wpa_supplicant"),
+            }
+        }
+    }
+
+    /// Returns the next event, waiting at most `timeout` (`None`: without limit). Returns
+    /// `None` earlier, without reading it, when `wake` becomes readable: the caller's signal to
+    /// stop waiting, such as an eventfd. A thread that waits here uses no CPU until either
+    /// happens.
+    pub fn next_event_or_wake(
+        &mut self,
+        timeout: Option<Duration>,
+        wake: BorrowedFd<'_>,
+    ) -> Result<Option<Event>, CtrlError> {
+        if let Some(event) = self.events.pop_front() {
+            return Ok(Some(event));
+        }
+        let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        loop {
+            let wait_ms = match deadline {
+                None => -1,
+                Some(deadline) => {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    // Rounded up, so that a wait never ends before its deadline.
+                    let millis = remaining.as_micros().div_ceil(1000);
+                    libc::c_int::try_from(millis).unwrap_or(libc::c_int::MAX)
+                }
+            };
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.socket.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: wake.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: `fds` is a valid array of two pollfd structures for the whole call, and
+            // both descriptors stay open while it runs.
+            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, wait_ms) };
+            if ready < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(self.io_error("(events)", err));
+            }
+            if ready == 0 || fds[1].revents != 0 {
+                return Ok(None);
+            }
+            if let Some(message) = self.receive("(events)", Duration::ZERO)? {
+                match Event::parse(&message) {
+                    Some(event) => return Ok(Some(event)),
+                    None => log::debug!("dropping a late reply from wpa_supplicant"),
+                }
             }
         }
     }
@@ -704,6 +762,56 @@ mod tests {
 
         let event = control.next_event(Duration::from_millis(100)).unwrap();
         assert_eq!(event, None);
+    }
+
+    #[test]
+    fn wake_ends_an_unlimited_wait() {
+        use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+
+        let server = FakeServer::start(|_| Answer::reply("OK\n"));
+        let local = client_dir();
+        let mut control = ControlSocket::connect(&server.path, &options(local.path())).unwrap();
+        control.attach().unwrap();
+        let mut ends = [0; 2];
+        // SAFETY: `ends` has room for the two descriptors pipe2 writes.
+        let created = unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) };
+        assert_eq!(created, 0);
+        // SAFETY: pipe2 just opened both descriptors, and nothing else owns them.
+        let (read_end, write_end) =
+            unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
+
+        // An event arrives while nothing wakes the wait.
+        server.push("<3>CTRL-EVENT-SCAN-RESULTS ");
+        let event = control
+            .next_event_or_wake(None, read_end.as_fd())
+            .unwrap()
+            .expect("the pushed event");
+        assert_eq!(event.name(), "CTRL-EVENT-SCAN-RESULTS");
+
+        // A limited wait without events ends at its limit.
+        let started = Instant::now();
+        let event = control
+            .next_event_or_wake(Some(Duration::from_millis(100)), read_end.as_fd())
+            .unwrap();
+        assert_eq!(event, None);
+        assert!(started.elapsed() >= Duration::from_millis(100));
+
+        // A wake from another thread ends a wait without a limit.
+        let waker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            // SAFETY: one readable byte is written to the pipe's open write end.
+            unsafe {
+                libc::write(
+                    std::os::fd::AsRawFd::as_raw_fd(&write_end),
+                    b"x".as_ptr().cast(),
+                    1,
+                )
+            };
+            write_end
+        });
+        let event = control.next_event_or_wake(None, read_end.as_fd()).unwrap();
+        assert_eq!(event, None);
+        drop(waker.join().unwrap());
     }
 
     #[test]

@@ -5,10 +5,9 @@
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{AddressPolicy, Candidate, Recorded};
+use super::{AddressPolicy, Candidate, Recorded, StopSignal};
 use crate::addr::MacAddr;
 use crate::config::ClonedMac;
 use crate::daemon::target::Keys;
@@ -40,19 +39,6 @@ const LAST_RESCAN: Duration = Duration::from_secs(60);
 /// The first and the last wait before a failed connection is tried again.
 const FIRST_RETRY: Duration = Duration::from_secs(10);
 const LAST_RETRY: Duration = Duration::from_secs(300);
-
-/// How long one wait for an event lasts before the stop flag is checked again: the longest a
-/// stop request waits, and how often an idle driver thread wakes.
-///
-/// NOTE: a driver thread therefore wakes once a second while the daemon is otherwise idle. A
-/// stop that woke the thread directly would need the control client to wait on a second
-/// descriptor.
-pub(super) const EVENT_SLICE: Duration = Duration::from_secs(1);
-
-/// Silence after which the driver checks with `PING` that the supplicant still runs. A
-/// supplicant that is killed sends no `CTRL-EVENT-TERMINATING`, and a client that only waits
-/// for events gets no error when the socket is gone.
-const PING_AFTER: Duration = Duration::from_secs(10);
 
 /// The reason a driver ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +72,7 @@ pub(super) struct Driver {
     pub(super) boot_id: Option<String>,
     pub(super) keys: Keys,
     pub(super) recorded: Recorded,
-    pub(super) stop: Arc<AtomicBool>,
+    pub(super) stop: Arc<StopSignal>,
     /// [`REGAIN_TIMEOUT`], shorter in tests.
     pub(super) regain_timeout: Duration,
 }
@@ -356,7 +342,7 @@ impl Driver {
                 );
                 break;
             }
-            match ops.next_event(remaining.min(EVENT_SLICE))? {
+            match ops.next_event(remaining)? {
                 Some(event) if event.name() == "CTRL-EVENT-SCAN-RESULTS" => break,
                 Some(event) if event.name() == "CTRL-EVENT-TERMINATING" => {
                     return Err(terminated(&self.ifname));
@@ -446,7 +432,6 @@ impl Driver {
         mut lost_since: Option<Instant>,
     ) -> Follow {
         let ssid = escape_ssid(&chosen.ssid);
-        let mut last_heard = Instant::now();
         loop {
             if let Some(since) = lost_since
                 && since.elapsed() >= self.regain_timeout
@@ -459,20 +444,17 @@ impl Driver {
                 return Follow::ChooseAgain;
             }
 
-            let event = match ops.next_event(EVENT_SLICE) {
+            // While the connection holds, the wait has no limit: the thread sleeps until the
+            // supplicant reports something or the daemon stops the driver.
+            let timeout =
+                lost_since.map(|since| self.regain_timeout.saturating_sub(since.elapsed()));
+            let event = match ops.wait_event(timeout) {
                 Ok(event) => event,
                 Err(err) => return Follow::End(self.ended(&err).unwrap_or(End::SupplicantGone)),
             };
             let Some(event) = event else {
-                if last_heard.elapsed() >= PING_AFTER {
-                    if let Err(err) = ops.ping() {
-                        return Follow::End(self.ended(&err).unwrap_or(End::SupplicantGone));
-                    }
-                    last_heard = Instant::now();
-                }
                 continue;
             };
-            last_heard = Instant::now();
 
             match event.name() {
                 "CTRL-EVENT-TERMINATING" => return Follow::End(End::SupplicantGone),
@@ -517,7 +499,7 @@ impl Driver {
             if remaining.is_zero() {
                 return None;
             }
-            match ops.next_event(remaining.min(EVENT_SLICE)) {
+            match ops.next_event(remaining) {
                 Ok(Some(event)) if event.name() == "CTRL-EVENT-TERMINATING" => {
                     return Some(End::SupplicantGone);
                 }
@@ -530,7 +512,7 @@ impl Driver {
     /// Returns how the driver ends after `err`: stopped, or the supplicant is gone. `None` for
     /// an error worth a retry, such as a reply that timed out.
     fn ended(&self, err: &CtrlError) -> Option<End> {
-        if self.stop.load(Ordering::Relaxed) {
+        if self.stop.is_requested() {
             return Some(End::Stopped);
         }
         match err {
@@ -638,18 +620,18 @@ impl Backoff {
     }
 }
 
-/// The supplicant as a driver uses it. Events are read in slices, so that a stop request ends
-/// any wait within [`EVENT_SLICE`]. `ATTACH` is sent once per driver, although
-/// [`crate::wifi::drive::connect`] subscribes again for each connection.
+/// The supplicant as a driver uses it. Every wait for events also ends when the daemon
+/// requests a stop. `ATTACH` is sent once per driver, although [`crate::wifi::drive::connect`]
+/// subscribes again for each connection.
 struct Stoppable<'a> {
     supplicant: &'a mut Supplicant,
-    stop: Arc<AtomicBool>,
+    stop: Arc<StopSignal>,
     attached: bool,
 }
 
 impl Stoppable<'_> {
     fn check_stop(&self) -> Result<(), CtrlError> {
-        if self.stop.load(Ordering::Relaxed) {
+        if self.stop.is_requested() {
             return Err(CtrlError::Io {
                 command: String::from("(events)"),
                 path: PathBuf::new(),
@@ -659,15 +641,16 @@ impl Stoppable<'_> {
         Ok(())
     }
 
-    fn ping(&mut self) -> Result<(), CtrlError> {
-        let reply = self.supplicant.control().request("PING")?;
-        if reply.trim() != "PONG" {
-            return Err(CtrlError::Protocol {
-                command: String::from("PING"),
-                detail: format!("expected PONG, got '{}'", reply.trim()),
-            });
-        }
-        Ok(())
+    /// Returns the next event, waiting at most `timeout` (`None`: until an event or a stop
+    /// request).
+    fn wait_event(&mut self, timeout: Option<Duration>) -> Result<Option<Event>, CtrlError> {
+        self.check_stop()?;
+        let event = self
+            .supplicant
+            .control()
+            .next_event_or_wake(timeout, self.stop.wake_fd())?;
+        self.check_stop()?;
+        Ok(event)
     }
 }
 
@@ -707,14 +690,6 @@ impl SupplicantOps for Stoppable<'_> {
     }
 
     fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, CtrlError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            self.check_stop()?;
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let event = self.supplicant.next_event(remaining.min(EVENT_SLICE))?;
-            if event.is_some() || remaining <= EVENT_SLICE {
-                return Ok(event);
-            }
-        }
+        self.wait_event(Some(timeout))
     }
 }
