@@ -388,18 +388,26 @@ fn ini_section(text: &str, wanted: &str) -> BTreeMap<String, (String, usize)> {
     values
 }
 
-/// Checks iwd's `/etc/iwd/main.conf` where iwd is in use (the file exists, or iwd's state
-/// folder `/var/lib/iwd` does). `[General] AddressRandomization` defaults to `disabled`, which
+/// Checks iwd's `/etc/iwd/main.conf` where iwd is in use: the file sets something, or iwd's
+/// state folder `/var/lib/iwd` has known networks. `[General] AddressRandomization` defaults to `disabled`, which
 /// associates with the interface address; `network` derives a per-network address from the
 /// permanent address and the SSID without a secret, so anyone with both can compute it.
 /// `[Scan] DisableMacAddressRandomization=true` sends probe requests from the interface address.
 pub fn check_iwd(root: &Path, coverage: WifiCoverage) -> Vec<Finding> {
     let path = root.join("etc/iwd/main.conf");
-    let text = match read_text(&path) {
-        Some(text) => text,
-        None if root.join("var/lib/iwd").is_dir() => String::new(),
-        None => return Vec::new(),
-    };
+    // Debian's package installs a main.conf that is all comments, and an iwd that was never
+    // used knows no network. A setting or a known network shows that iwd manages Wi-Fi.
+    let text = read_text(&path).unwrap_or_default();
+    let configured = text
+        .lines()
+        .map(str::trim)
+        .any(|line| !line.is_empty() && !line.starts_with('#') && !line.starts_with('['));
+    let knows_networks = [".psk", ".open", ".8021x"]
+        .iter()
+        .any(|suffix| !list_files(&root.join("var/lib/iwd"), suffix).is_empty());
+    if !configured && !knows_networks {
+        return Vec::new();
+    }
     let shown = display_path(root, &path);
     let general = ini_section(&text, "General");
     let scan = ini_section(&text, "Scan");
@@ -666,8 +674,22 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         assert!(check_iwd(root.path(), WifiCoverage::default()).is_empty());
 
-        // iwd's state folder alone means iwd runs on its defaults.
+        // A main.conf of comments and an empty state folder are an iwd that was installed
+        // and never used.
+        write(
+            root.path(),
+            "etc/iwd/main.conf",
+            "[General]\n#AddressRandomization=once\n",
+        );
         fs::create_dir_all(root.path().join("var/lib/iwd")).unwrap();
+        assert!(check_iwd(root.path(), WifiCoverage::default()).is_empty());
+
+        // A known network means iwd runs on its defaults.
+        write(
+            root.path(),
+            "var/lib/iwd/home.psk",
+            "[Security]\nPassphrase=secret\n",
+        );
         let findings = check_iwd(root.path(), WifiCoverage::default());
         assert_eq!(codes(&findings), ["iwd-address-randomization"]);
         assert_eq!(findings[0].location, None);
