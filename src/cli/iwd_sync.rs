@@ -49,7 +49,7 @@ keys only with [General] AddressRandomization=network in its main.conf. Run it a
 learns a new network, and at each boot for a stable-id with ${BOOT}.
 
 Exit codes:
-  0  every network file holds the policy's setting, and iwd's main.conf makes iwd use it
+  0  every network file contains the policy's setting, and iwd's main.conf makes iwd use it
   1  a file could not be written, or main.conf does not set AddressRandomization=network
   2  invalid input: a file or name macveil cannot read, or a policy iwd cannot express;
      nothing was changed";
@@ -64,7 +64,7 @@ pub struct IwdSyncArgs {
     #[arg(value_name = "IFACE")]
     pub interface: String,
 
-    /// iwd's state folder, which holds the known-network files.
+    /// iwd's state folder, which contains the known-network files.
     #[arg(long, value_name = "DIR", default_value = iwd::DEFAULT_STATE_DIR)]
     pub iwd_dir: PathBuf,
 
@@ -218,8 +218,8 @@ pub(super) fn run(args: &IwdSyncArgs) -> anyhow::Result<Status> {
                 Err(err) => {
                     row.error = Some(format!("{err:#}"));
                     failed = true;
-                    // The files before this one hold the new setting, the rest the old one;
-                    // each is whole.
+                    // The files before this one contain the new setting and the rest the old
+                    // one. Each file is whole.
                     break;
                 }
             }

@@ -3,7 +3,7 @@
 //!
 //! iwd (2.3 in Debian 12) keeps one file per known network in its state folder,
 //! `/var/lib/iwd`, named after the SSID with the security type as extension (`.open`, `.psk`,
-//! `.8021x`). The SSID appears verbatim when it holds only ASCII letters, digits, spaces, `_`
+//! `.8021x`). The SSID appears verbatim when it contains only ASCII letters, digits, spaces, `_`
 //! and `-`, and otherwise as `=` followed by its bytes in lower-case hex (iwd.network(5),
 //! "NAMING"). The group `[Settings]` can hold `AddressOverride=ADDRESS`, the address iwd uses
 //! for that network, and `AlwaysRandomizeAddress=true`, a new random address at each
@@ -11,7 +11,7 @@
 //! AddressRandomization=network`, and `AddressOverride` wins when both are set.
 //!
 //! macveil owns exactly these two keys. [`set_address`] rewrites one file's text so that it
-//! holds the one the policy needs and not the other, and keeps every other line as it was:
+//! contains the one the policy needs and not the other, and keeps every other line as it was:
 //! groups, keys, comments, blank lines, the order and the line endings. The format is the
 //! key-file dialect of ell's `l_settings`; text macveil cannot read with certainty (a line that
 //! is neither a group, a key, a comment nor blank, a group or key given twice, text that is not
@@ -33,7 +33,7 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/iwd";
 /// iwd's default main configuration file.
 pub const DEFAULT_MAIN_CONF: &str = "/etc/iwd/main.conf";
 
-/// The group of a network file that holds the address settings.
+/// The group of a network file that contains the address settings.
 pub const SETTINGS_GROUP: &str = "Settings";
 
 /// The key of a fixed per-network address.
@@ -42,7 +42,7 @@ pub const ADDRESS_OVERRIDE: &str = "AddressOverride";
 /// The key of a new random address at each connection.
 pub const ALWAYS_RANDOMIZE: &str = "AlwaysRandomizeAddress";
 
-/// The address setting one network file should hold.
+/// The address setting one network file should contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressSetting {
     /// `AddressOverride=ADDRESS`: this address on this network.
@@ -112,7 +112,7 @@ pub enum IwdFileError {
     InvalidName,
 }
 
-/// The address settings a network file holds now.
+/// The address settings a network file contains now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CurrentSettings {
     /// The value of `[Settings] AddressOverride`, as written.
@@ -255,9 +255,9 @@ pub fn current_settings(text: &str) -> Result<CurrentSettings, IwdFileError> {
     Ok(settings)
 }
 
-/// Returns the text with `[Settings]` holding exactly the key that `setting` needs and not the
+/// Returns the text with `[Settings]` containing exactly the key that `setting` needs and not the
 /// other one; every other line is kept byte for byte. A missing `[Settings]` group is added at
-/// the end. The result equals the input when the file already holds the setting.
+/// the end. The result equals the input when the file already contains the setting.
 pub fn set_address(text: &str, setting: AddressSetting) -> Result<String, IwdFileError> {
     let parsed = parse(text)?;
     let (key, value, other) = match setting {
@@ -268,9 +268,9 @@ pub fn set_address(text: &str, setting: AddressSetting) -> Result<String, IwdFil
     };
     // The file's own line ending, for the lines macveil adds.
     let ending = if text.contains("\r\n") { "\r\n" } else { "\n" };
-    let wanted = format!("{key}={value}{ending}");
+    let new_line = format!("{key}={value}{ending}");
 
-    let mut out = String::with_capacity(text.len() + wanted.len() + 16);
+    let mut out = String::with_capacity(text.len() + new_line.len() + 16);
     let mut group = "";
     let mut settings_seen = false;
     let mut written = false;
@@ -292,7 +292,7 @@ pub fn set_address(text: &str, setting: AddressSetting) -> Result<String, IwdFil
                     if *current == value {
                         out.push_str(raw);
                     } else {
-                        out.push_str(&wanted);
+                        out.push_str(&new_line);
                     }
                     written = true;
                     after_last_key = Some(out.len());
@@ -320,11 +320,11 @@ pub fn set_address(text: &str, setting: AddressSetting) -> Result<String, IwdFil
             (true, Some(position)) => {
                 if position == out.len() {
                     terminate(&mut out);
-                    out.push_str(&wanted);
+                    out.push_str(&new_line);
                 } else {
                     // The position follows a complete line, because only the file's last line
                     // can lack an ending.
-                    out.insert_str(position, &wanted);
+                    out.insert_str(position, &new_line);
                 }
             }
             _ => {
@@ -333,7 +333,7 @@ pub fn set_address(text: &str, setting: AddressSetting) -> Result<String, IwdFil
                     out.push_str(ending);
                 }
                 out.push_str(&format!("[{SETTINGS_GROUP}]{ending}"));
-                out.push_str(&wanted);
+                out.push_str(&new_line);
             }
         }
     }

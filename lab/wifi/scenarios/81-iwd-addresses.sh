@@ -51,7 +51,7 @@ expected_file="$(printf '# provisioned by the lab\n[Settings]\nAutoConnect=false
 if [ "$sync_status" != 0 ]; then
     fail iwd-sync-file "macveil wifi iwd-sync exited with status $sync_status: $(head -c 600 "$LAB_LOGS/macveil-iwd-sync.log")"
 elif [ "$(cat "$network_file")" != "$expected_file" ]; then
-    fail iwd-sync-file "$network_file holds [$(tr '\n' '|' <"$network_file")], expected [$(echo "$expected_file" | tr '\n' '|')]"
+    fail iwd-sync-file "$network_file contains [$(tr '\n' '|' <"$network_file")], expected [$(echo "$expected_file" | tr '\n' '|')]"
 else
     pass iwd-sync-file
 fi
@@ -89,8 +89,8 @@ else
     fail iwd-recreates-interface "wlan0 had $set_address before iwd and $start_address after its start, expected the permanent address $permanent after it"
 fi
 
-# 4. The connection, once iwd's scans have found the network (iwctl knows only networks in the
-# scan results).
+# 4. The connection, once iwd's scans have found the network, because iwctl connects only to
+# networks in the scan results.
 iwctl station wlan0 scan >"$LAB_LOGS/iwctl.log" 2>&1
 if ! wait_until 20 "iwctl station wlan0 get-networks 2>/dev/null | grep -q '$ssid'"; then
     fail iwd-association-address "iwd's scans did not find $ssid within 20 s"
