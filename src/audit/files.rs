@@ -409,8 +409,8 @@ pub fn check_iwd(root: &Path) -> Vec<Finding> {
     let general = ini_section(&text, "General");
     let scan = ini_section(&text, "Scan");
     // Debian's package installs a main.conf whose settings are all comments, and iwd creates
-    // its state folder when it first starts. An installed iwd that never ran, beside another
-    // supplicant, is not reported.
+    // its state folder at start (storage_create_dirs() in its debug log). An installed iwd that
+    // never ran, beside another supplicant, is not reported.
     let configured = general.contains_key("AddressRandomization")
         || scan.contains_key("DisableMacAddressRandomization");
     if !state_dir.is_dir() && !configured {
