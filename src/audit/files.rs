@@ -392,14 +392,14 @@ fn ini_section(text: &str, wanted: &str) -> BTreeMap<String, (String, usize)> {
 /// folder `/var/lib/iwd` exists, or main.conf sets one of the keys checked here.
 ///
 /// - `[General] AddressRandomization=disabled`, the default, associates with the permanent
-///   address whatever macveil does: iwd 2.3 deletes the radio's interface at start and creates
-///   a new one, which the kernel gives the permanent address (the Wi-Fi lab's
-///   `81-iwd-addresses` shows it), so unlike wpa_supplicant's settings this is reported even
-///   while macveil's daemon sets Wi-Fi addresses.
+///   address whatever macveil does. iwd 2.3 deletes the radio's interface at start and creates
+///   a new one, which has the permanent address (the Wi-Fi lab's `81-iwd-addresses` shows it).
+///   So unlike wpa_supplicant's settings, this is reported even while macveil's daemon sets
+///   Wi-Fi addresses.
 /// - `network` derives each network's address from the permanent address and the SSID without a
-///   secret, so anyone with both can compute it. A network file whose `[Settings]` holds a valid
+///   secret, so anyone with both can compute it. A network file whose `[Settings]` contains a valid
 ///   `AddressOverride` or `AlwaysRandomizeAddress=true` (what `macveil wifi iwd-sync` writes)
-///   does not use that address; every other known network is reported.
+///   does not use that address. Every other known network is reported.
 /// - `[Scan] DisableMacAddressRandomization=true` sends probe requests from the interface
 ///   address.
 pub fn check_iwd(root: &Path) -> Vec<Finding> {

@@ -411,21 +411,31 @@ add_nm_profile() {
 
 # --- iwd on wlan0 --------------------------------------------------------------------------
 
-# Starts a system bus and iwd for wlan0's radio only (-p PHY, so that wlan1 stays with hostapd),
-# and waits until iwctl lists a station. iwd reads /etc/iwd/main.conf and the network files in
-# /var/lib/iwd, which the scenario writes first. With its default UseDefaultInterface=false,
-# iwd deletes wlan0 and creates a new wlan0 (and a P2P device), and it deletes them when it
+# Prints the network interfaces of the wireless phy $1, such as phy3.
+phy_interfaces() {
+    ls "/sys/class/ieee80211/$1/device/net" 2>/dev/null
+}
+
+# Starts a system bus and iwd for the wireless phy $1 only (-p PHY, so that wlan1 stays with
+# hostapd). Waits until iwctl lists a station on that phy and sets iwd_station to its name.
+# iwd reads /etc/iwd/main.conf and the network files in /var/lib/iwd, which the scenario writes
+# first. With its default UseDefaultInterface=false, iwd deletes the phy's interfaces and
+# creates its own, named after the phy's index (phy0 gives wlan0), and deletes them when it
 # exits. Returns 1, with the reason in iwd_start_error, when either does not start in time.
 start_iwd() {
     iwd_start_error=""
+    iwd_station=""
     mkdir -p /etc/iwd /var/lib/iwd
     if ! start_system_bus; then
         iwd_start_error="dbus-daemon did not listen on /run/dbus/system_bus_socket within 10 s"
         return 1
     fi
     start_background iwd /usr/libexec/iwd -d -p "$1"
-    if ! wait_until 20 "iwctl station list 2>/dev/null | grep -q wlan0"; then
-        iwd_start_error="iwd did not list wlan0 as a station within 20 s: $(tail -n 5 "$LAB_LOGS/iwd.log" | tr '\n' ' ')"
+    iwd_phy="$1"
+    # iwctl colours its table, so each word is compared with the phy's interface names.
+    if ! wait_until 20 'iwd_station="$(iwctl station list 2>/dev/null | grep -o "[a-z0-9-]*" |
+            grep -x -F "$(phy_interfaces "$iwd_phy")" | head -n 1)"; [ -n "$iwd_station" ]'; then
+        iwd_start_error="iwd did not list a station on $1 ($(phy_interfaces "$1" | tr '\n' ' ')) within 20 s: $(tail -n 5 "$LAB_LOGS/iwd.log" | tr '\n' ' ')"
         return 1
     fi
 }

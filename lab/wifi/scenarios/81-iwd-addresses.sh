@@ -5,7 +5,7 @@
 # iwd-sync wlan0` writes the network's address into the file as AddressOverride and keeps the
 # file's other lines; `macveil check` then finds nothing about iwd. An address that macveil set
 # on wlan0 before iwd started does not survive iwd's start: iwd recreates the interface, which
-# gets the permanent address. `iwctl station wlan0 connect` then associates with the address
+# gets the permanent address. `iwctl station STATION connect` then associates with the address
 # `macveil gen --stable --stable-id '${NETWORK_SSID}'` predicts for the network, as hostapd and
 # the capture show, and no captured frame carries the permanent address.
 
@@ -82,29 +82,31 @@ if ! start_iwd "$phy"; then
     fail iwd-setup "$iwd_start_error"
     exit
 fi
-start_address="$(current_address wlan0)"
+station="$iwd_station"
+echo "lab: iwd's station interface on $phy is $station"
+start_address="$(current_address "$station")"
 if [ "$start_address" = "$permanent" ] && [ "$set_address" != "$permanent" ]; then
     pass iwd-recreates-interface
 else
-    fail iwd-recreates-interface "wlan0 had $set_address before iwd and $start_address after its start, expected the permanent address $permanent after it"
+    fail iwd-recreates-interface "wlan0 had $set_address before iwd, and iwd's interface $station has $start_address, expected the permanent address $permanent"
 fi
 
 # 4. The connection, once iwd's scans have found the network, because iwctl connects only to
 # networks in the scan results.
-iwctl station wlan0 scan >"$LAB_LOGS/iwctl.log" 2>&1
-if ! wait_until 20 "iwctl station wlan0 get-networks 2>/dev/null | grep -q '$ssid'"; then
+iwctl station "$station" scan >"$LAB_LOGS/iwctl.log" 2>&1
+if ! wait_until 20 "iwctl station $station get-networks 2>/dev/null | grep -q '$ssid'"; then
     fail iwd-association-address "iwd's scans did not find $ssid within 20 s"
     connect_status=1
 else
-    iwctl station wlan0 connect "$ssid" >>"$LAB_LOGS/iwctl.log" 2>&1
+    iwctl station "$station" connect "$ssid" >>"$LAB_LOGS/iwctl.log" 2>&1
     connect_status=$?
 fi
 if [ "$connect_status" != 0 ]; then
-    fail iwd-association-address "iwctl station wlan0 connect $ssid exited with status $connect_status: $(head -n 3 "$LAB_LOGS/iwctl.log" | tr '\n' ' ')"
+    fail iwd-association-address "iwctl station $station connect $ssid exited with status $connect_status: $(head -n 3 "$LAB_LOGS/iwctl.log" | tr '\n' ' ')"
 elif ! wait_until 15 "[ \$(station_connections $expected) -ge 1 ]"; then
     fail iwd-association-address "hostapd saw [$(connected_stations | tr '\n' ' ')], expected $expected"
-elif [ "$(current_address wlan0)" != "$expected" ]; then
-    fail iwd-association-address "wlan0 has $(current_address wlan0), expected $expected"
+elif [ "$(current_address "$station")" != "$expected" ]; then
+    fail iwd-association-address "$station has $(current_address "$station"), expected $expected"
 else
     pass iwd-association-address
 fi
