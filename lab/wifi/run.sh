@@ -27,22 +27,29 @@ set -euo pipefail
 lab_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly lab_dir
 readonly host_packages=(qemu-system-x86 busybox-static cpio hostapd wpasupplicant iw tcpdump
-    network-manager dbus udev)
+    network-manager dbus udev iwd)
 # NetworkManager needs a system bus (dbus-daemon), wpa_supplicant on that bus, and udevd. Without
 # udevd, NetworkManager 1.42 in the guest leaves wlan0 unmanaged, because it waits for udev's
 # database to record each link. systemd-udevd is udevadm under another name.
 readonly guest_tools=(/usr/sbin/hostapd /usr/sbin/hostapd_cli /usr/sbin/wpa_supplicant
     /usr/sbin/wpa_cli /usr/sbin/iw /usr/bin/tcpdump
-    /usr/sbin/NetworkManager /usr/bin/nmcli /usr/bin/dbus-daemon /bin/udevadm)
-# Files the guest needs besides programs: the D-Bus policies that let NetworkManager and
-# wpa_supplicant own their names and let root call them, and NetworkManager's package defaults.
+    /usr/sbin/NetworkManager /usr/bin/nmcli /usr/bin/dbus-daemon /bin/udevadm
+    /usr/libexec/iwd /usr/bin/iwctl)
+# Files the guest needs besides programs: the D-Bus policies that let NetworkManager,
+# wpa_supplicant and iwd own their names and let root call them, and NetworkManager's package
+# defaults.
 readonly guest_data=(/usr/share/dbus-1/system.d/org.freedesktop.NetworkManager.conf
-    /etc/dbus-1/system.d/wpa_supplicant.conf
+    /etc/dbus-1/system.d/wpa_supplicant.conf /usr/share/dbus-1/system.d/iwd-dbus.conf
     /usr/lib/NetworkManager/conf.d/no-mac-addr-change.conf)
 
 # Load order of the kernel modules. Each module's "depends=" field is checked against the modules
 # before it, so a kernel that needs one more module fails the build with its name.
-readonly base_modules=(rfkill libarc4 cfg80211 mac80211 virtio_ring virtio ctr ccm cmac)
+# iwd computes hashes and ciphers through the kernel's AF_ALG sockets (af_alg, algif_hash,
+# algif_skcipher). At start it checks the algorithms it may need, and iwd 2.3 exits with "DES
+# support not found" without des_generic; Debian builds that, ecb, sha512_generic and md4 as
+# modules.
+readonly base_modules=(rfkill libarc4 cfg80211 mac80211 virtio_ring virtio ctr ccm cmac
+    af_alg algif_hash algif_skcipher ecb sha512_generic libdes des_generic md4)
 readonly radio_module=mac80211_hwsim
 
 cache="${MACVEIL_LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/macveil-wifi-lab}"

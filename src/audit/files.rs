@@ -388,29 +388,35 @@ fn ini_section(text: &str, wanted: &str) -> BTreeMap<String, (String, usize)> {
     values
 }
 
-/// Checks iwd's `/etc/iwd/main.conf` where iwd is in use: the file sets something, or iwd's
-/// state folder `/var/lib/iwd` has known networks. `[General] AddressRandomization` defaults to `disabled`, which
-/// associates with the interface address; `network` derives a per-network address from the
-/// permanent address and the SSID without a secret, so anyone with both can compute it.
-/// `[Scan] DisableMacAddressRandomization=true` sends probe requests from the interface address.
-pub fn check_iwd(root: &Path, coverage: WifiCoverage) -> Vec<Finding> {
+/// Checks iwd's `/etc/iwd/main.conf` and known-network files where iwd is in use: its state
+/// folder `/var/lib/iwd` exists, or main.conf sets one of the keys checked here.
+///
+/// - `[General] AddressRandomization=disabled`, the default, associates with the permanent
+///   address whatever macveil does. iwd 2.3 deletes the radio's interface at start and creates
+///   a new one, which has the permanent address (the Wi-Fi lab's `81-iwd-addresses` shows it).
+///   So unlike wpa_supplicant's settings, this is reported even while macveil's daemon sets
+///   Wi-Fi addresses.
+/// - `network` derives each network's address from the permanent address and the SSID without a
+///   secret, so anyone with both can compute it. A network file whose `[Settings]` contains a valid
+///   `AddressOverride` or `AlwaysRandomizeAddress=true` (what `macveil wifi iwd-sync` writes)
+///   does not use that address. Every other known network is reported.
+/// - `[Scan] DisableMacAddressRandomization=true` sends probe requests from the interface
+///   address.
+pub fn check_iwd(root: &Path) -> Vec<Finding> {
     let path = root.join("etc/iwd/main.conf");
-    // Debian's package installs a main.conf that is all comments, and an iwd that was never
-    // used knows no network. A setting or a known network shows that iwd manages Wi-Fi.
+    let state_dir = root.join("var/lib/iwd");
     let text = read_text(&path).unwrap_or_default();
-    let configured = text
-        .lines()
-        .map(str::trim)
-        .any(|line| !line.is_empty() && !line.starts_with('#') && !line.starts_with('['));
-    let knows_networks = [".psk", ".open", ".8021x"]
-        .iter()
-        .any(|suffix| !list_files(&root.join("var/lib/iwd"), suffix).is_empty());
-    if !configured && !knows_networks {
+    let general = ini_section(&text, "General");
+    let scan = ini_section(&text, "Scan");
+    // Debian's package installs a main.conf whose settings are all comments, and iwd creates
+    // its state folder at start (storage_create_dirs() in its debug log). An installed iwd that
+    // never ran, beside another supplicant, is not reported.
+    let configured = general.contains_key("AddressRandomization")
+        || scan.contains_key("DisableMacAddressRandomization");
+    if !state_dir.is_dir() && !configured {
         return Vec::new();
     }
     let shown = display_path(root, &path);
-    let general = ini_section(&text, "General");
-    let scan = ini_section(&text, "Scan");
     let location = |line: usize| Some(format!("{shown}:{line}"));
     let mut findings = Vec::new();
 
@@ -419,38 +425,42 @@ pub fn check_iwd(root: &Path, coverage: WifiCoverage) -> Vec<Finding> {
         .map_or(("disabled", None), |(value, line)| {
             (value.as_str(), Some(*line))
         });
-    // NOTE: iwd keeping the address that the daemon's link rules set is assumed, not tested.
-    // The Wi-Fi lab does not run iwd.
-    if mode == "disabled" && !coverage.address {
+    if mode == "disabled" {
         findings.push(Finding {
             code: "iwd-address-randomization",
             severity: Severity::Medium,
             subject: shown.clone(),
             location: mode_line.and_then(location),
-            leak: "iwd associates with the interface address (AddressRandomization=disabled, \
-                   the default), the permanent one unless something changed it"
+            leak: "iwd associates with the permanent address (AddressRandomization=disabled, \
+                   the default): it recreates the interface at start, which undoes an address \
+                   set before"
                 .into(),
             reason: "every access point records the association address".into(),
-            fix: format!("set [General] AddressRandomization=once in {shown}"),
+            fix: format!(
+                "set [General] AddressRandomization=network in {shown} and run 'macveil wifi \
+                 iwd-sync IFACE', or set AddressRandomization=once"
+            ),
         });
     }
     if mode == "network" {
-        findings.push(Finding {
-            code: "iwd-network-address-derivable",
-            severity: Severity::Low,
-            subject: shown.clone(),
-            location: mode_line.and_then(location),
-            leak: "iwd derives each network's address from the permanent address and the SSID \
-                   (AddressRandomization=network), with no secret"
-                .into(),
-            reason: "anyone who knows the permanent address can compute the address used on a \
-                     network and recognize the card there"
-                .into(),
-            fix: format!(
-                "set [General] AddressRandomization=once in {shown}, or an AddressOverride per \
-                 network"
-            ),
-        });
+        for file in derived_address_networks(root, &state_dir) {
+            findings.push(Finding {
+                code: "iwd-network-address-derivable",
+                severity: Severity::Low,
+                subject: file.clone(),
+                location: None,
+                leak: "iwd derives this network's address from the permanent address and the \
+                       SSID (AddressRandomization=network without AddressOverride or \
+                       AlwaysRandomizeAddress=true), with no secret"
+                    .into(),
+                reason: "anyone who knows the permanent address can compute the address used on \
+                         the network and recognize the card there"
+                    .into(),
+                fix: "run 'macveil wifi iwd-sync IFACE', which writes the policy's address into \
+                      each known network"
+                    .into(),
+            });
+        }
     }
 
     let scan_off = scan
@@ -470,6 +480,30 @@ pub fn check_iwd(root: &Path, coverage: WifiCoverage) -> Vec<Finding> {
         });
     }
     findings
+}
+
+/// Lists the known-network files in `state_dir` that take iwd's derived address, shown under
+/// `root`. A file macveil cannot read or parse is listed too, because iwd's view of it is
+/// unknown.
+fn derived_address_networks(root: &Path, state_dir: &Path) -> Vec<String> {
+    let Ok(listed) = crate::wifi::iwd::known_networks(state_dir) else {
+        return Vec::new();
+    };
+    listed
+        .into_iter()
+        .filter_map(|entry| {
+            let path = match entry {
+                Ok(file) => file.path,
+                Err((path, _)) => path,
+            };
+            let covered = fs::read(&path).ok().is_some_and(|bytes| {
+                crate::wifi::iwd::decode(&bytes)
+                    .and_then(crate::wifi::iwd::current_settings)
+                    .is_ok_and(|settings| settings.replaces_derived_address())
+            });
+            (!covered).then(|| display_path(root, &path))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -672,33 +706,56 @@ mod tests {
     #[test]
     fn iwd_defaults_are_reported() {
         let root = tempfile::tempdir().unwrap();
-        assert!(check_iwd(root.path(), WifiCoverage::default()).is_empty());
-
-        // A main.conf of comments and an empty state folder are an iwd that was installed
-        // and never used.
+        assert!(check_iwd(root.path()).is_empty());
+        // The package's main.conf, all comments, and no state folder: iwd never ran.
         write(
             root.path(),
             "etc/iwd/main.conf",
-            "[General]\n#AddressRandomization=once\n",
+            "[General]\n#AddressRandomization=network\n",
         );
-        fs::create_dir_all(root.path().join("var/lib/iwd")).unwrap();
-        assert!(check_iwd(root.path(), WifiCoverage::default()).is_empty());
+        assert!(check_iwd(root.path()).is_empty());
 
-        // A known network means iwd runs on its defaults.
-        write(
-            root.path(),
-            "var/lib/iwd/home.psk",
-            "[Security]\nPassphrase=secret\n",
-        );
-        let findings = check_iwd(root.path(), WifiCoverage::default());
+        // iwd's state folder means iwd runs on its defaults.
+        fs::create_dir_all(root.path().join("var/lib/iwd")).unwrap();
+        let findings = check_iwd(root.path());
         assert_eq!(codes(&findings), ["iwd-address-randomization"]);
         assert_eq!(findings[0].location, None);
+    }
 
-        let covered = WifiCoverage {
-            address: true,
-            scans: true,
-        };
-        assert!(check_iwd(root.path(), covered).is_empty());
+    #[test]
+    fn iwd_networks_without_macveil_address_are_reported() {
+        let root = tempfile::tempdir().unwrap();
+        write(
+            root.path(),
+            "etc/iwd/main.conf",
+            "[General]\nAddressRandomization=network\n",
+        );
+        let state = "var/lib/iwd";
+        write(
+            root.path(),
+            &format!("{state}/home.psk"),
+            "[Security]\nPassphrase=p\n",
+        );
+        write(
+            root.path(),
+            &format!("{state}/cafe.open"),
+            "[Settings]\nAddressOverride=2a:11:22:33:44:55\n",
+        );
+        write(
+            root.path(),
+            &format!("{state}/=00ff.open"),
+            "[Settings]\nAlwaysRandomizeAddress=true\n",
+        );
+        let findings = check_iwd(root.path());
+        assert_eq!(codes(&findings), ["iwd-network-address-derivable"]);
+        assert_eq!(findings[0].subject, "/var/lib/iwd/home.psk");
+
+        write(
+            root.path(),
+            &format!("{state}/home.psk"),
+            "[Security]\nPassphrase=p\n[Settings]\nAddressOverride=2a:11:22:33:44:56\n",
+        );
+        assert!(check_iwd(root.path()).is_empty());
     }
 
     #[test]
@@ -711,15 +768,13 @@ mod tests {
             "[General]\nAddressRandomization=network\n\n[Scan]\n\
              DisableMacAddressRandomization=true\n",
         );
-        let findings = check_iwd(root.path(), WifiCoverage::default());
+        write(root.path(), "var/lib/iwd/home.open", "");
+        let findings = check_iwd(root.path());
         assert_eq!(
             codes(&findings),
             ["iwd-network-address-derivable", "iwd-scan-address"]
         );
-        assert_eq!(
-            findings[0].location.as_deref(),
-            Some("/etc/iwd/main.conf:2")
-        );
+        assert_eq!(findings[0].subject, "/var/lib/iwd/home.open");
         assert_eq!(
             findings[1].location.as_deref(),
             Some("/etc/iwd/main.conf:5")
@@ -732,6 +787,6 @@ mod tests {
             "[General]\nAddressRandomization=once\n[Network]\n\
              DisableMacAddressRandomization=true\n",
         );
-        assert!(check_iwd(root.path(), WifiCoverage::default()).is_empty());
+        assert!(check_iwd(root.path()).is_empty());
     }
 }

@@ -165,7 +165,7 @@ pub(super) fn run(args: &CheckArgs) -> anyhow::Result<Status> {
         ));
     }
     findings.extend(files::check_wpa_supplicant(&root, wifi));
-    findings.extend(files::check_iwd(&root, wifi));
+    findings.extend(files::check_iwd(&root));
     // A running wpa_supplicant is queried over its control socket. That only makes sense for
     // the live system, not for a mounted image under --root.
     if args.root.is_none() {

@@ -8,6 +8,7 @@ pub mod daemon;
 mod docs;
 mod generate;
 mod install;
+mod iwd_sync;
 mod nm;
 mod restore;
 mod set;
@@ -204,6 +205,7 @@ fn wants_json(command: &Command) -> bool {
             wifi::WifiCommand::Connect(args) => args.supplicant.json,
             wifi::WifiCommand::ScanPrivacy(args) => args.supplicant.json,
             wifi::WifiCommand::Check(args) => args.supplicant.json,
+            wifi::WifiCommand::IwdSync(args) => args.json,
         },
         Command::Daemon(_)
         | Command::UdevApply(_)

@@ -93,6 +93,11 @@ pub enum WifiCommand {
     /// UUID or P2P Device address derived from it, settings that undo macveil's address.
     #[command(after_help = CHECK_EXAMPLES)]
     Check(CheckArgs),
+
+    /// Write the policy's per-network address into iwd's known-network files
+    /// (AddressOverride, or AlwaysRandomizeAddress for random).
+    #[command(after_help = super::iwd_sync::IWD_SYNC_EXAMPLES)]
+    IwdSync(Box<super::iwd_sync::IwdSyncArgs>),
 }
 
 /// The options every `wifi` subcommand shares.
@@ -195,7 +200,7 @@ pub struct CheckArgs {
 }
 
 /// Parses `--policy`: the values of `wifi.cloned-mac-address`.
-fn parse_policy(text: &str) -> Result<ClonedMac, String> {
+pub(super) fn parse_policy(text: &str) -> Result<ClonedMac, String> {
     match text {
         "random" => Ok(ClonedMac::Random),
         "stable" => Ok(ClonedMac::Stable),
@@ -217,30 +222,42 @@ pub(super) fn run(args: &WifiArgs) -> anyhow::Result<Status> {
         WifiCommand::Connect(connect) => run_connect(connect),
         WifiCommand::ScanPrivacy(scan) => run_scan_privacy(scan),
         WifiCommand::Check(check) => run_check(check),
+        WifiCommand::IwdSync(sync) => super::iwd_sync::run(sync),
     }
 }
 
 // --- connect ------------------------------------------------------------------------------
 
 /// The policy and its inputs after the command line and the configuration are combined.
-struct Policy {
-    cloned: ClonedMac,
-    stable_id: Option<String>,
-    mask: Option<Mask>,
+pub(super) struct Policy {
+    /// `wifi.cloned-mac-address`.
+    pub cloned: ClonedMac,
+    /// `connection.stable-id`.
+    pub stable_id: Option<String>,
+    /// `wifi.generate-mac-address-mask`.
+    pub mask: Option<Mask>,
 }
 
-/// Takes the policy from the options, or else from macveil's configuration for this link.
-fn resolve_policy(args: &ConnectArgs) -> anyhow::Result<Policy> {
-    if let Some(cloned) = args.policy {
+/// Takes the policy from the options, or else from macveil's configuration for the link
+/// `interface`. `config` replaces the configuration files; `stable` and `mask` win over the
+/// configuration's values.
+pub(super) fn resolve_policy(
+    interface: &str,
+    policy: Option<ClonedMac>,
+    config: Option<&Path>,
+    stable: &StableArgs,
+    mask: Option<&Mask>,
+) -> anyhow::Result<Policy> {
+    if let Some(cloned) = policy {
         return Ok(Policy {
             cloned,
-            stable_id: args.stable.stable_id.clone(),
-            mask: args.mask.clone(),
+            stable_id: stable.stable_id.clone(),
+            mask: mask.cloned(),
         });
     }
 
     let options = LoadOptions {
-        file: args.config.clone(),
+        file: config.map(Path::to_path_buf),
         nm_config: false,
     };
     let config = Config::load(&ConfigPaths::system(), &options).map_err(|errors| {
@@ -250,24 +267,18 @@ fn resolve_policy(args: &ConnectArgs) -> anyhow::Result<Policy> {
             messages.join("\n  ")
         )
     })?;
-    let facts = config::sysfs::read_link(Path::new("/sys"), &args.interface)
-        .with_context(|| format!("cannot read {} in /sys/class/net", args.interface))?;
+    let facts = config::sysfs::read_link(Path::new("/sys"), interface)
+        .with_context(|| format!("cannot read {interface} in /sys/class/net"))?;
     let policy = config.policy_for(&facts);
     log::debug!(
-        "{}: policy {} from the configuration",
-        args.interface,
+        "{interface}: policy {} from the configuration",
         policy.cloned_mac_address.value
     );
     Ok(Policy {
         cloned: policy.cloned_mac_address.value,
-        stable_id: args
-            .stable
-            .stable_id
-            .clone()
-            .or(policy.stable_id.value.clone()),
-        mask: args
-            .mask
-            .clone()
+        stable_id: stable.stable_id.clone().or(policy.stable_id.value.clone()),
+        mask: mask
+            .cloned()
             .or(policy.generate_mac_address_mask.value.clone()),
     })
 }
@@ -289,7 +300,7 @@ fn stable_args_for(args: &StableArgs, ssid: &[u8], template: Option<String>) -> 
 }
 
 /// Derives the connection's address; `None` keeps the current one.
-fn connection_address(
+pub(super) fn connection_address(
     policy: &Policy,
     stable: &StableArgs,
     link: &LinkInputs,
@@ -342,7 +353,13 @@ struct ConnectRow {
 
 fn run_connect(args: &ConnectArgs) -> anyhow::Result<Status> {
     let ifname = args.interface.as_str();
-    let policy = resolve_policy(args)?;
+    let policy = resolve_policy(
+        ifname,
+        args.policy,
+        args.config.as_deref(),
+        &args.stable,
+        args.mask.as_ref(),
+    )?;
     let options = ClientOptions::default();
     let mut supplicant = Supplicant::open(&args.supplicant.ctrl_dir, ifname, &options)?;
 

@@ -8,13 +8,15 @@
 //!   selects the network, because reacting to the supplicant's own attempt is too late.
 //! - [`privacy`] turns scan-address randomization on or off.
 //! - [`audit`] reports what the running supplicants expose.
+//! - [`iwd`] edits iwd's known-network files, where iwd takes a per-network address.
 //!
 //! This module neither reads macveil's configuration nor prints anything; the command line and
-//! the daemon do both. iwd is not handled here (see `docs/wifi.md`).
+//! the daemon do both.
 
 pub mod address;
 pub mod audit;
 pub mod ctrl;
 pub mod drive;
+pub mod iwd;
 pub mod privacy;
 pub mod supplicant;

@@ -294,20 +294,13 @@ station_connections() {
 
 # --- NetworkManager on wlan0 ---------------------------------------------------------------
 
-# Starts what NetworkManager needs and then NetworkManager itself, and waits until it manages
-# wlan0 (device state 30, "disconnected", or later):
-# - a system bus whose configuration denies by default and includes the D-Bus policies that
-#   NetworkManager's and wpa_supplicant's packages install, as a distribution's bus does;
-# - systemd-udevd without rules (the guest has none), because NetworkManager leaves a link
-#   unmanaged until udev's database records it;
-# - wpa_supplicant with only its D-Bus interface (-u), which NetworkManager drives;
-# - NetworkManager with keyfile profiles only, no DNS, host name or connectivity changes, and
-#   wlan1 (the access point) and hwsim0 (the monitor) left alone.
-# $1 is extra NetworkManager.conf text, for example a [connection] section. Returns 1, with the
-# reason in nm_start_error, when one of them does not start within its time.
-start_networkmanager() {
-    mkdir -p /run/dbus /etc/NetworkManager/conf.d /etc/NetworkManager/system-connections \
-        /var/lib/NetworkManager
+# Starts a system bus whose configuration denies by default and includes the D-Bus policies that
+# the packages install (NetworkManager's, wpa_supplicant's, iwd's), as a distribution's bus does.
+# Returns 1 when it does not listen within 10 s.
+start_system_bus() {
+    mkdir -p /run/dbus
+    # A socket left by an earlier scenario's bus would keep this one from listening.
+    rm -f /run/dbus/system_bus_socket
     cat >/run/dbus/lab-system-bus.conf <<'CONF'
 <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -334,6 +327,23 @@ start_networkmanager() {
   <includedir>/etc/dbus-1/system.d</includedir>
 </busconfig>
 CONF
+    start_background dbus dbus-daemon --nofork --nopidfile --config-file=/run/dbus/lab-system-bus.conf
+    wait_until 10 "[ -S /run/dbus/system_bus_socket ]"
+}
+
+# Starts what NetworkManager needs and then NetworkManager itself, and waits until it manages
+# wlan0 (device state 30, "disconnected", or later):
+# - a system bus (start_system_bus);
+# - systemd-udevd without rules (the guest has none), because NetworkManager leaves a link
+#   unmanaged until udev's database records it;
+# - wpa_supplicant with only its D-Bus interface (-u), which NetworkManager drives;
+# - NetworkManager with keyfile profiles only, no DNS, host name or connectivity changes, and
+#   wlan1 (the access point) and hwsim0 (the monitor) left alone.
+# $1 is extra NetworkManager.conf text, for example a [connection] section. Returns 1, with the
+# reason in nm_start_error, when one of them does not start within its time.
+start_networkmanager() {
+    mkdir -p /etc/NetworkManager/conf.d /etc/NetworkManager/system-connections \
+        /var/lib/NetworkManager
     cat >/etc/NetworkManager/NetworkManager.conf <<CONF
 [main]
 plugins=keyfile
@@ -356,8 +366,7 @@ level=INFO
 $1
 CONF
     nm_start_error=""
-    start_background dbus dbus-daemon --nofork --nopidfile --config-file=/run/dbus/lab-system-bus.conf
-    if ! wait_until 10 "[ -S /run/dbus/system_bus_socket ]"; then
+    if ! start_system_bus; then
         nm_start_error="dbus-daemon did not listen on /run/dbus/system_bus_socket within 10 s"
         return 1
     fi
@@ -398,4 +407,35 @@ add_nm_profile() {
     } >"$file"
     chmod 600 "$file"
     nmcli connection load "$file"
+}
+
+# --- iwd on wlan0 --------------------------------------------------------------------------
+
+# Prints the network interfaces of the wireless phy $1, such as phy3.
+phy_interfaces() {
+    ls "/sys/class/ieee80211/$1/device/net" 2>/dev/null
+}
+
+# Starts a system bus and iwd for the wireless phy $1 only (-p PHY, so that wlan1 stays with
+# hostapd). Waits until iwctl lists a station on that phy and sets iwd_station to its name.
+# iwd reads /etc/iwd/main.conf and the network files in /var/lib/iwd, which the scenario writes
+# first. With its default UseDefaultInterface=false, iwd deletes the phy's interfaces and
+# creates its own, named after the phy's index (phy0 gives wlan0), and deletes them when it
+# exits. Returns 1, with the reason in iwd_start_error, when either does not start in time.
+start_iwd() {
+    iwd_start_error=""
+    iwd_station=""
+    mkdir -p /etc/iwd /var/lib/iwd
+    if ! start_system_bus; then
+        iwd_start_error="dbus-daemon did not listen on /run/dbus/system_bus_socket within 10 s"
+        return 1
+    fi
+    start_background iwd /usr/libexec/iwd -d -p "$1"
+    iwd_phy="$1"
+    # iwctl colours its table, so each word is compared with the phy's interface names.
+    if ! wait_until 20 'iwd_station="$(iwctl station list 2>/dev/null | grep -o "[a-z0-9-]*" |
+            grep -x -F "$(phy_interfaces "$iwd_phy")" | head -n 1)"; [ -n "$iwd_station" ]'; then
+        iwd_start_error="iwd did not list a station on $1 ($(phy_interfaces "$1" | tr '\n' ' ')) within 20 s: $(tail -n 5 "$LAB_LOGS/iwd.log" | tr '\n' ' ')"
+        return 1
+    fi
 }
