@@ -2,10 +2,11 @@
 # The supplicant restarts under the daemon. The daemon runs with stable-ssid before a
 # wpa_supplicant with two enabled networks, A and B, of which only A is in range. The supplicant
 # is stopped and started three times within a few seconds while the daemon drives it, and the
-# daemon must still connect to A with A's address. Then the supplicant is killed (SIGKILL, so it
-# cleans nothing up), A's access point goes away, B's comes up, and the supplicant starts again.
-# B must never see an address that the station used while A was in range, in any frame but those
-# addressed to A's BSSID, and the daemon must connect to B with B's address.
+# daemon must still connect to A with A's address. A clean stop must leave wlan0 with a fresh
+# address instead of A's. Then the supplicant is killed (SIGKILL, so it cleans nothing up), A's
+# access point goes away, B's comes up, and the supplicant starts again. B must never see an
+# address that the station used while A was in range, in any frame but those addressed to A's
+# BSSID, and the daemon must connect to B with B's address.
 
 # shellcheck source=SCRIPTDIR/../guest/lib.sh
 . /lab/lib.sh
@@ -65,6 +66,20 @@ else
     pass restart-storm-connects
 fi
 
+# A supplicant that stops cleanly takes the link down as it exits. With no driver left, the link
+# rules give it a fresh address, so that the next supplicant does not scan with A's address.
+stop_background wpa_supplicant
+if wait_until 3 "[ \$(current_address wlan0) != $address_a ]"; then
+    pass restart-stop-fresh-address
+else
+    fail restart-stop-fresh-address "wlan0 still had A's address $address_a 3 s after the supplicant stopped, so the next supplicant scans and connects with it"
+fi
+start_enabled_station "$network_a" "$network_b"
+if ! wait_for_connection "$network_a" $((connections_before + 2)); then
+    fail restart-stop-fresh-address "after a clean restart the daemon reported no new connection to $network_a within 30 s: $(grep wlan0 "$LAB_LOGS/daemon.log" | tail -n 5 | tr '\n' ' ')"
+    exit
+fi
+
 # The supplicant dies without cleaning up: the link stays up with A's address.
 # shellcheck disable=SC2154 # start_background sets wpa_supplicant_pid
 kill -KILL "$wpa_supplicant_pid"
@@ -108,7 +123,7 @@ linking="$(addresses_named_in "$LAB_LOGS/sources-a" "$LAB_LOGS/capture-b.log")"
 if [ "$(wc -l <"$LAB_LOGS/sources-a")" -lt 2 ]; then
     fail restart-b-never-sees-a "the capture holds no frame from the station while $network_a was in range"
 elif [ -n "$linking" ]; then
-    fail restart-b-never-sees-a "after $network_b came up the station sent with addresses used while $network_a was in range:$linking"
+    fail restart-b-never-sees-a "after $network_b came up the station sent with addresses used while $network_a was in range (A's address is $address_a):$linking"
 else
     pass restart-b-never-sees-a
 fi

@@ -139,7 +139,7 @@ frames_around_mark after "$switch_mark" | frames_not_to "$bssid_a" >"$LAB_LOGS/c
 echo "$address_a" >>"$LAB_LOGS/sources-a"
 linking="$(addresses_named_in "$LAB_LOGS/sources-a" "$LAB_LOGS/capture-b.log")"
 if [ -n "$linking" ]; then
-    fail reload-b-never-sees-a "after $network_b came up the station sent with addresses used while $network_a was in range:$linking"
+    fail reload-b-never-sees-a "after $network_b came up the station sent with addresses used while $network_a was in range (A's address is $address_a):$linking"
 else
     pass reload-b-never-sees-a
 fi

@@ -96,13 +96,13 @@ fi
 
 linking="$(addresses_named_in "$LAB_LOGS/sources-a" "$LAB_LOGS/capture-b-probes.log")"
 if [ -n "$linking" ]; then
-    fail switch-b-probe-requests "after $network_b came up, probe requests or their responses carried addresses used while $network_a was in range:$linking"
+    fail switch-b-probe-requests "after $network_b came up, probe requests or their responses carried addresses used while $network_a was in range (A's address is $address_a):$linking"
 else
     pass switch-b-probe-requests
 fi
 linking="$(addresses_named_in "$LAB_LOGS/sources-a" "$LAB_LOGS/capture-b-other.log")"
 if [ -n "$linking" ]; then
-    fail switch-b-never-sees-a "after $network_b came up, frames other than probe requests and responses carried addresses used while $network_a was in range:$linking"
+    fail switch-b-never-sees-a "after $network_b came up, frames other than probe requests and responses carried addresses used while $network_a was in range (A's address is $address_a):$linking"
 else
     pass switch-b-never-sees-a
 fi

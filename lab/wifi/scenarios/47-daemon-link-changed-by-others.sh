@@ -116,7 +116,7 @@ linking="$(addresses_named_in "$LAB_LOGS/sources-a" "$LAB_LOGS/capture-b.log")"
 if ! grep -qx "$other_address" "$LAB_LOGS/sources-a"; then
     fail others-b-never-sees-a "the station never sent from $other_address near $network_a, so the test proves less than it should: [$(sort -u "$LAB_LOGS/sources-a" | tr '\n' ' ')]"
 elif [ -n "$linking" ]; then
-    fail others-b-never-sees-a "after $network_b came up the station sent with addresses used while $network_a was in range:$linking"
+    fail others-b-never-sees-a "after $network_b came up the station sent with addresses used while $network_a was in range (A's address is $address_a):$linking"
 else
     pass others-b-never-sees-a
 fi
