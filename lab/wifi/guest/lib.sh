@@ -439,3 +439,139 @@ start_iwd() {
         return 1
     fi
 }
+
+# --- marks in the capture --------------------------------------------------------------------
+
+# Sends a probe request for the SSID $1 from wlan1 and waits until the capture holds it, so that
+# the frames sent before and after this moment can be distinguished in capture.log. hostapd must not
+# run on wlan1. Returns 1 when the mark does not reach the capture within 10 s.
+mark_capture() {
+    ip link set wlan1 up
+    iw dev wlan1 scan freq 2412 ssid "$1" >/dev/null 2>>"$LAB_LOGS/tcpdump.log"
+    wait_until 10 "decode_capture | grep -q 'Probe Request ($1)'"
+}
+
+# Prints the decoded frames of capture.log before ($1 is "before") or after ($1 is "after") the
+# first probe request that mark_capture sent for the SSID $2.
+frames_around_mark() {
+    if [ "$1" = before ]; then
+        sed -n "/Probe Request ($2)/q; p" "$LAB_LOGS/capture.log"
+    else
+        sed -n "/Probe Request ($2)/,\$p" "$LAB_LOGS/capture.log" | sed 1d
+    fi
+}
+
+# Prints how many lines of the file $2 name the address $1 in any header field, as
+# count_frames_with_address does for the whole capture.
+count_lines_with_address() {
+    grep -cE "(^|[^0-9a-f:]|[A-Z]:)$1([^0-9a-f:]|\$)" "$2"
+}
+
+# --- macveil daemon on wlan0 ---------------------------------------------------------------
+
+daemon_config="$LAB_LOGS/macveil.conf"
+
+# Writes the daemon's configuration: wlan0 managed, with the keys in $1 (one per line) for its
+# connections and those in $2 for the device, and every other link left alone.
+write_daemon_config() {
+    printf '[connection-wlan0]\nmatch-device=interface-name:wlan0\n%s\n[device-wlan0]\nmatch-device=interface-name:wlan0\nmacveil.manage=yes\n%s\n[device-others]\nmacveil.manage=no\n' "$1" "${2:-}" >"$daemon_config"
+}
+
+# Starts "macveil daemon -vv" with that configuration as the background process $1 (log
+# $LAB_LOGS/$1.log, PID in $1_pid) and waits until it watches the links. Returns 1 after 10 s.
+start_daemon() {
+    start_background "$1" macveil daemon -vv --config "$daemon_config" --state-dir "$LAB_LOGS/state"
+    wait_until 10 "grep -q 'watching' '$LAB_LOGS/$1.log'"
+}
+
+# Prints the address of the daemon's connection number $2 to the SSID $1, as its log $3 reports
+# it, or nothing.
+daemon_connection() {
+    grep "wlan0: connected to '$1' with" "$3" | sed -n "$2p" |
+        sed -n 's/.* with \([0-9a-f:]\{17\}\) .*/\1/p'
+}
+
+# Prints the address "macveil wifi connect --policy stable-ssid" gives wlan0 on the network $1.
+stable_ssid_address() {
+    # shellcheck disable=SC2016 # the template is macveil's, not the shell's
+    macveil gen --stable --stable-id '${NETWORK_SSID}' --ssid "$1" --ifname wlan0 \
+        --mac "$(permanent_address wlan0)"
+}
+
+# Starts wpa_supplicant on wlan0 as the background process wpa_supplicant with one enabled open
+# network on 2412 MHz for each SSID in "$@", as a user's configuration has them.
+start_enabled_station() {
+    config="$LAB_LOGS/wpa_supplicant.conf"
+    {
+        echo "ctrl_interface=/run/wpa_supplicant"
+        for ssid in "$@"; do
+            printf 'network={\n    ssid="%s"\n    key_mgmt=NONE\n    scan_freq=2412\n}\n' "$ssid"
+        done
+    } >"$config"
+    start_background wpa_supplicant wpa_supplicant -i wlan0 -D nl80211 -c "$config"
+}
+
+# Every address wlan1 has had, which distinguishes the access point's frames from the station's.
+ap_addresses="$(current_address wlan1)"
+
+# Gives the access point radio wlan1 the address $1 while it is down, so that the next hostapd
+# has a BSSID of its own, as a second access point would. hostapd must not run on wlan1.
+set_access_point_address() {
+    ip link set wlan1 down
+    ip link set wlan1 address "$1"
+    ap_addresses="$ap_addresses $1"
+}
+
+# Prints the addresses on stdin, one per line, without those wlan1 has had.
+without_access_point() {
+    patterns=""
+    for ap in $ap_addresses; do
+        patterns="$patterns -e $ap"
+    done
+    # shellcheck disable=SC2086 # one word per pattern
+    grep -vx $patterns
+}
+
+# Prints every address that a frame on stdin names as its source or transmitter (SA or TA),
+# without the access point's, one per line and sorted: the addresses the station sent from.
+station_sources() {
+    grep -oE '(SA|TA):[0-9a-f:]{17}' | cut -c4- | without_access_point | sort -u
+}
+
+# Prints, on one line, how many frames of each kind in the decoded frames of the file $2 name the
+# address $1, with the receiver of each: for example "3 Authentication to 02:00:00:00:01:00".
+frame_kinds_with_address() {
+    grep -E "(^|[^0-9a-f:]|[A-Z]:)$1([^0-9a-f:]|\$)" "$2" | awk '
+        {
+            kind = "other"
+            if (/Probe Request/) kind = "Probe Request"
+            else if (/Probe Response/) kind = "Probe Response"
+            else if (/ Authentication \(/) kind = "Authentication"
+            else if (/Assoc Request/) kind = "Assoc Request"
+            else if (/DeAuthentication|Disassociation/) kind = "Deauthentication"
+            else if (/Acknowledgment/) kind = "Acknowledgment"
+            else if (/Data|Null/) kind = "Data"
+            to = ""
+            if (match($0, /(DA|RA):[0-9a-f:]+/)) to = " to " substr($0, RSTART + 3, RLENGTH - 3)
+            count[kind to]++
+        }
+        END { for (k in count) printf "%d %s; ", count[k], k }'
+}
+
+# Prints the decoded frames on stdin except those addressed to $1 (DA or RA), for example the
+# BSSID of an access point that went away, to which the station may still send.
+frames_not_to() {
+    grep -v -e "DA:$1" -e "RA:$1"
+}
+
+# Prints, for each address listed in the file $1 (one per line) that the decoded frames of the
+# file $2 name, the address, how many frames name it and their kinds, all on one line. Prints
+# nothing when none of the addresses appears.
+addresses_named_in() {
+    sort -u "$1" | while read -r seen; do
+        count="$(count_lines_with_address "$seen" "$2")"
+        if [ "$count" != 0 ]; then
+            printf ' %s (%s frames: %s)' "$seen" "$count" "$(frame_kinds_with_address "$seen" "$2")"
+        fi
+    done
+}

@@ -1,0 +1,115 @@
+#!/bin/sh
+# The chosen network goes away and another comes into range while scans carry the interface
+# address (wifi.scan-rand-mac-address=no). The daemon runs with stable-ssid before a
+# wpa_supplicant with two enabled networks, A and B, and connects to A with A's address. Then
+# A's access point goes away and B's, with a BSSID of its own, comes up. The daemon must connect
+# to B with B's address, and B must see no frame, probe requests included, from an address that
+# the station used while A was in range (frames addressed to A's BSSID aside).
+
+# shellcheck source=SCRIPTDIR/../guest/lib.sh
+. /lab/lib.sh
+
+network_a=macveil-lab-switch-a
+network_b=macveil-lab-switch-b
+switch_mark=macveil-lab-mark-switch
+permanent="$(permanent_address wlan0)"
+bssid_a="$(current_address wlan1)"
+address_a="$(stable_ssid_address "$network_a")"
+address_b="$(stable_ssid_address "$network_b")"
+if [ -z "$address_a" ] || [ -z "$address_b" ]; then
+    fail switch-expected "macveil gen --stable printed no address for the networks"
+    exit
+fi
+
+write_daemon_config 'wifi.cloned-mac-address=stable-ssid' 'wifi.scan-rand-mac-address=no'
+if ! start_daemon daemon; then
+    fail switch-daemon "the daemon did not report its start within 10 s: $(tail -n 5 "$LAB_LOGS/daemon.log" | tr '\n' ' ')"
+    exit
+fi
+if ! start_capture; then
+    fail switch-capture "tcpdump did not start listening on hwsim0 within 10 s"
+    exit
+fi
+if ! start_access_point open "$network_a"; then
+    fail switch-capture "hostapd did not report AP-ENABLED for $network_a within 15 s"
+    exit
+fi
+
+# Waits until the daemon reports connection number $2 to the SSID $1 and sets "address" to its
+# address. Returns 1 after $3 seconds.
+wait_for_connection() {
+    wait_until "$3" "[ -n \"\$(daemon_connection $1 $2 '$LAB_LOGS/daemon.log')\" ]" || return 1
+    address="$(daemon_connection "$1" "$2" "$LAB_LOGS/daemon.log")"
+}
+
+start_enabled_station "$network_a" "$network_b"
+if ! wait_for_connection "$network_a" 1 30; then
+    fail switch-connects-a "the daemon reported no connection to $network_a within 30 s: $(grep wlan0 "$LAB_LOGS/daemon.log" | tail -n 4 | tr '\n' ' ')"
+    exit
+elif [ "$address" != "$address_a" ]; then
+    fail switch-connects-a "the daemon connected to $network_a with $address, expected $address_a"
+    exit
+fi
+
+stop_background hostapd
+set_access_point_address 02:00:00:00:01:0b
+if ! mark_capture "$switch_mark"; then
+    fail switch-capture "the switch mark did not reach the capture within 10 s"
+    exit
+fi
+if ! start_access_point open "$network_b"; then
+    fail switch-capture "hostapd did not report AP-ENABLED for $network_b within 15 s"
+    exit
+fi
+# The supplicant tries to regain A for 15 s before the daemon chooses again.
+if ! wait_for_connection "$network_b" 1 35; then
+    fail switch-connects-b "the daemon reported no connection to $network_b within 35 s of its access point's start: $(grep wlan0 "$LAB_LOGS/daemon.log" | tail -n 4 | tr '\n' ' ')"
+elif [ "$address" != "$address_b" ]; then
+    fail switch-connects-b "the daemon connected to $network_b with $address, expected $address_b"
+else
+    pass switch-connects-b
+fi
+
+if ! stop_capture; then
+    fail switch-capture "the end marker did not reach the capture on hwsim0 within 10 s, so frames may be missing"
+    exit
+fi
+
+frames_around_mark before "$switch_mark" | station_sources >"$LAB_LOGS/sources-a"
+echo "$address_a" >>"$LAB_LOGS/sources-a"
+# Frames addressed to A's BSSID are the supplicant's attempts to regain A: they are not sent to
+# B, although B can hear them.
+frames_around_mark after "$switch_mark" | frames_not_to "$bssid_a" >"$LAB_LOGS/capture-b.log"
+# Probe requests, and the probe responses that answer them, apart from the other frames.
+grep -e 'Probe Request' -e 'Probe Response' "$LAB_LOGS/capture-b.log" >"$LAB_LOGS/capture-b-probes.log"
+grep -v -e 'Probe Request' -e 'Probe Response' "$LAB_LOGS/capture-b.log" >"$LAB_LOGS/capture-b-other.log"
+
+# The daemon's scan address for the new choice is fresh: the station never used it near A.
+fresh="$(sed -n 's/.*wlan0: address set to \([0-9a-f:]\{17\}\) for the scans.*/\1/p' "$LAB_LOGS/daemon.log" | tail -n 1)"
+if [ -z "$fresh" ]; then
+    fail switch-fresh-scan-address "the daemon did not report a fresh address for its scans: $(grep wlan0 "$LAB_LOGS/daemon.log" | grep -v 'policy stable-ssid, ' | tail -n 6 | tr '\n' ' ')"
+elif grep -qx "$fresh" "$LAB_LOGS/sources-a"; then
+    fail switch-fresh-scan-address "the daemon's scan address $fresh was used while $network_a was in range"
+else
+    pass switch-fresh-scan-address
+fi
+
+linking="$(addresses_named_in "$LAB_LOGS/sources-a" "$LAB_LOGS/capture-b-probes.log")"
+if [ -n "$linking" ]; then
+    fail switch-b-probe-requests "after $network_b came up, probe requests or their responses carried addresses used while $network_a was in range (A's address is $address_a):$linking"
+else
+    pass switch-b-probe-requests
+fi
+linking="$(addresses_named_in "$LAB_LOGS/sources-a" "$LAB_LOGS/capture-b-other.log")"
+if [ -n "$linking" ]; then
+    fail switch-b-never-sees-a "after $network_b came up, frames other than probe requests and responses carried addresses used while $network_a was in range (A's address is $address_a):$linking"
+else
+    pass switch-b-never-sees-a
+fi
+
+leaks="$(count_frames_with_address "$permanent")"
+if [ "$leaks" = 0 ]; then
+    pass switch-no-permanent-address
+else
+    fail switch-no-permanent-address "$leaks captured frames carry the permanent address $permanent"
+fi
