@@ -52,6 +52,7 @@ use crate::config::{ClonedMac, LinkPolicy};
 use crate::generate::mask::Mask;
 use crate::link::state::ReferenceStore;
 use crate::link::{Link, LinkError};
+use crate::rng::OsRandom;
 use crate::wifi::ctrl::ClientOptions;
 use crate::wifi::drive::{self, LinkRadio, Radio};
 use crate::wifi::supplicant::Supplicant;
@@ -136,6 +137,8 @@ struct Candidate {
     id: u32,
     ssid: Vec<u8>,
     priority: i32,
+    /// The network's `key_mgmt`, such as `WPA-PSK` or `NONE`; empty when unknown.
+    key_mgmt: String,
 }
 
 /// The candidates recorded for one supplicant instance.
@@ -480,7 +483,29 @@ impl Job {
             stop: Arc::clone(&self.stop),
             regain_timeout: REGAIN_TIMEOUT,
         };
-        let end = driver.run(radio.as_mut(), &mut supplicant);
+        // The supplicant's exit is watched through its pidfd, because a killed supplicant
+        // says nothing on its socket.
+        let socket = self.settings.ctrl_dir.join(&ifname);
+        let exited = match crate::wifi::process::socket_owner(&socket) {
+            Ok(Some(pid)) => crate::wifi::process::pidfd(pid)
+                .map_err(|err| log::debug!("{ifname}: no pidfd for wpa_supplicant: {err}"))
+                .ok(),
+            Ok(None) => None,
+            Err(err) => {
+                log::debug!("{ifname}: cannot find wpa_supplicant's process: {err}");
+                None
+            }
+        };
+        if exited.is_none() {
+            log::warn!(
+                "{ifname}: cannot watch wpa_supplicant's process, so a supplicant that is killed \
+                 is noticed only when it starts again"
+            );
+        }
+        let end = driver.run(radio.as_mut(), &mut supplicant, exited.as_ref());
+        if end == End::SupplicantGone {
+            self.clear_link(radio.as_mut());
+        }
         self.driven.remove(self.index);
         match end {
             End::Stopped => log::debug!("{ifname}: driver stopped"),
@@ -488,7 +513,40 @@ impl Job {
                 "{ifname}: wpa_supplicant went away; the daemon drives the connections again \
                  when it restarts"
             ),
-            End::Refused | End::NoCandidates => {}
+            End::Refused => {}
+        }
+    }
+}
+
+impl Job {
+    /// Takes the link down with a fresh random address after its supplicant went away. The
+    /// link still has the address of the network it was connected to, and a supplicant that
+    /// starts next would send with it to whatever network it finds first. Down, the link sends
+    /// nothing until a supplicant raises it, and then with an address no network has seen.
+    fn clear_link(&self, radio: &mut dyn Radio) {
+        let ifname = &self.ifname;
+        let current = radio.read().ok().and_then(|state| state.address);
+        let avoid: Vec<MacAddr> = current.into_iter().chain(self.hidden).collect();
+        let initial = self.hidden.or(current);
+        let result =
+            crate::generate::random(&mut OsRandom, self.policy.mask.as_ref(), initial, &avoid)
+                .map_err(|err| err.to_string())
+                .and_then(|address| {
+                    radio
+                        .set_admin_state(false)
+                        .map_err(|err| err.to_string())?;
+                    radio.set_address(address).map_err(|err| err.to_string())?;
+                    Ok(address)
+                });
+        match result {
+            Ok(address) => log::info!(
+                "{ifname}: down with {address} until wpa_supplicant starts again, so that no \
+                 network sees the last network's address"
+            ),
+            Err(err) => log::error!(
+                "{ifname}: cannot give the link a fresh address after wpa_supplicant went \
+                 away: {err}; it is down if taking it down succeeded"
+            ),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! radio that share one state.
 
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -250,6 +251,18 @@ impl Setup {
         regain_timeout: Duration,
         private_scans: bool,
     ) -> Running {
+        self.start_watching(cloned, regain_timeout, private_scans, None)
+    }
+
+    /// Runs a driver as [`Setup::start_with`] does, with `exited` standing for the
+    /// supplicant's pidfd.
+    fn start_watching(
+        &self,
+        cloned: ClonedMac,
+        regain_timeout: Duration,
+        private_scans: bool,
+        exited: Option<OwnedFd>,
+    ) -> Running {
         let stop = Arc::new(StopSignal::new().unwrap());
         let mut driver = Driver {
             ifname: "wlan0".to_string(),
@@ -275,7 +288,7 @@ impl Setup {
         let thread = std::thread::spawn(move || {
             let mut supplicant = Supplicant::open(&ctrl_dir, "wlan0", &options).unwrap();
             let mut radio = FakeRadio(world);
-            driver.run(&mut radio, &mut supplicant)
+            driver.run(&mut radio, &mut supplicant, exited.as_ref())
         });
         Running { stop, thread }
     }
@@ -359,6 +372,7 @@ fn candidate(id: u32, ssid: &str, priority: i32) -> Candidate {
         id,
         ssid: ssid.as_bytes().to_vec(),
         priority,
+        key_mgmt: String::new(),
     }
 }
 
@@ -369,6 +383,37 @@ fn result(ssid: &str, signal: i32) -> ScanResult {
         signal,
         flags: String::new(),
         ssid: ssid.as_bytes().to_vec(),
+    }
+}
+
+#[test]
+fn pick_tells_security_apart() {
+    let mut open = candidate(0, "shared", 0);
+    open.key_mgmt = String::from("NONE");
+    let mut protected = candidate(1, "shared", 0);
+    protected.key_mgmt = String::from("WPA-PSK");
+    let candidates = [open, protected];
+    let mut wpa2 = result("shared", -40);
+    wpa2.flags = String::from("[WPA2-PSK-CCMP][ESS]");
+    assert_eq!(pick(&candidates, &[wpa2]).map(|c| c.id), Some(1));
+    let mut open_ap = result("shared", -40);
+    open_ap.flags = String::from("[ESS]");
+    assert_eq!(pick(&candidates, &[open_ap]).map(|c| c.id), Some(0));
+
+    let cases = [
+        ("WPA-PSK WPA-EAP", "[WPA2-EAP-CCMP][ESS]", true),
+        ("SAE", "[WPA2-PSK-CCMP][ESS]", false),
+        ("SAE", "[RSN-SAE-CCMP][ESS]", true),
+        ("NONE", "[WEP][ESS]", true),
+        ("NONE", "[WPA2-PSK-CCMP][ESS]", false),
+        ("", "[WPA2-PSK-CCMP][ESS]", true),
+    ];
+    for (key_mgmt, flags, expected) in cases {
+        assert_eq!(
+            security_matches(key_mgmt, flags),
+            expected,
+            "{key_mgmt} {flags}"
+        );
     }
 }
 
@@ -483,14 +528,20 @@ fn randomizing_supplicant_is_not_driven() {
 }
 
 #[test]
-fn no_enabled_network_ends_driver() {
+fn driver_waits_for_an_enabled_network() {
     let mut home = network(0, "home", 0);
     home.flags = "[DISABLED]";
     let world = world(vec![home], vec![("home", -40)]);
     let setup = Setup::new(Arc::clone(&world));
     let running = setup.start(ClonedMac::Random, REGAIN_TIMEOUT);
-    assert_eq!(running.join(), End::NoCandidates);
-    assert_eq!(count(&world, "DISCONNECT"), 0);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(count(&world, "DISCONNECT"), 0, "{:?}", log(&world));
+
+    // wpa_cli enable_network makes the supplicant scan, which the driver takes as its cue.
+    world.lock().unwrap().networks[0].flags = "";
+    setup.server.push("<3>CTRL-EVENT-SCAN-STARTED ");
+    wait_for(&world, "the connection", connected);
+    assert_eq!(running.stop(), End::Stopped);
 }
 
 #[test]
@@ -551,6 +602,39 @@ fn lost_network_chosen_again_with_new_random_address() {
 }
 
 #[test]
+fn network_enabled_later_is_chosen_at_loss() {
+    let mut cafe = network(1, "cafe", 0);
+    cafe.flags = "[DISABLED]";
+    let world = world(
+        vec![network(0, "home", 0), cafe],
+        vec![("home", -60), ("cafe", -40)],
+    );
+    let setup = Setup::new(Arc::clone(&world));
+    // A regain time far beyond the test's: the new choice must not wait for it.
+    let running = setup.start(ClonedMac::StableSsid, Duration::from_secs(60));
+    wait_for(&world, "the connection to home", |world| {
+        world.selected == Some(0) && world.up
+    });
+
+    // wpa_cli enable_network 1, then home is lost: the supplicant could move to cafe with
+    // home's address, so the driver chooses again at once.
+    world.lock().unwrap().networks[1].flags = "";
+    world
+        .lock()
+        .unwrap()
+        .in_range
+        .retain(|(ssid, _)| *ssid != "home");
+    setup
+        .server
+        .push(&format!("<3>CTRL-EVENT-DISCONNECTED bssid={AP} reason=3"));
+    wait_for(&world, "the connection to cafe", |world| {
+        world.selected == Some(1) && world.up
+    });
+    running.stop();
+    assert_eq!(world.lock().unwrap().address, setup.stable_ssid(b"cafe"));
+}
+
+#[test]
 fn supplicant_exit_ends_driver() {
     let world = world(vec![network(0, "home", 0)], vec![("home", -40)]);
     let setup = Setup::new(Arc::clone(&world));
@@ -558,6 +642,24 @@ fn supplicant_exit_ends_driver() {
     wait_for(&world, "the connection", connected);
 
     setup.server.push("<2>CTRL-EVENT-TERMINATING ");
+    assert_eq!(running.join(), End::SupplicantGone);
+}
+
+#[test]
+fn killed_supplicant_ends_driver_at_once() {
+    let world = world(vec![network(0, "home", 0)], vec![("home", -40)]);
+    let setup = Setup::new(Arc::clone(&world));
+    // A child process stands for the supplicant: killed, it says nothing on the socket.
+    let mut child = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pidfd = crate::wifi::process::pidfd(child.id()).unwrap();
+    let running = setup.start_watching(ClonedMac::StableSsid, REGAIN_TIMEOUT, true, Some(pidfd));
+    wait_for(&world, "the connection", connected);
+
+    child.kill().unwrap();
+    child.wait().unwrap();
     assert_eq!(running.join(), End::SupplicantGone);
 }
 
@@ -732,8 +834,9 @@ fn policy_change_restarts_driver() {
     });
     drivers.stop_all();
 
-    // The second driver chose among the networks recorded at the first attach.
-    assert_eq!(count(&world, "LIST_NETWORKS"), 1, "{:?}", log(&world));
+    // The second driver chose among the networks recorded at the first attach: their
+    // settings were read once, although SELECT_NETWORK had disabled cafe since.
+    assert_eq!(count(&world, "GET_NETWORK 1 ssid"), 1, "{:?}", log(&world));
     let address = world.lock().unwrap().address;
     assert_ne!(address, setup.stable_ssid(b"cafe"));
     assert_ne!(address, setup.stable_ssid(b"home"));

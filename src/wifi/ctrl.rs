@@ -325,13 +325,13 @@ impl ControlSocket {
     }
 
     /// Returns the next event, waiting at most `timeout` (`None`: without limit). Returns
-    /// `None` earlier, without reading it, when `wake` becomes readable: the caller's signal to
-    /// stop waiting, such as an eventfd. A thread that waits here uses no CPU until either
-    /// happens.
+    /// `None` earlier, without reading them, when one of `wake` becomes readable: the caller's
+    /// signals to stop waiting, such as an eventfd or the supplicant's pidfd. A thread that
+    /// waits here uses no CPU until one of these happens.
     pub fn next_event_or_wake(
         &mut self,
         timeout: Option<Duration>,
-        wake: BorrowedFd<'_>,
+        wake: &[BorrowedFd<'_>],
     ) -> Result<Option<Event>, CtrlError> {
         if let Some(event) = self.events.pop_front() {
             return Ok(Some(event));
@@ -347,21 +347,18 @@ impl ControlSocket {
                     libc::c_int::try_from(millis).unwrap_or(libc::c_int::MAX)
                 }
             };
-            let mut fds = [
-                libc::pollfd {
-                    fd: self.socket.as_raw_fd(),
+            let mut fds: Vec<libc::pollfd> = std::iter::once(self.socket.as_raw_fd())
+                .chain(wake.iter().map(AsRawFd::as_raw_fd))
+                .map(|fd| libc::pollfd {
+                    fd,
                     events: libc::POLLIN,
                     revents: 0,
-                },
-                libc::pollfd {
-                    fd: wake.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // SAFETY: `fds` is a valid array of two pollfd structures for the whole call, and
-            // both descriptors stay open while it runs.
-            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, wait_ms) };
+                })
+                .collect();
+            let count = libc::nfds_t::try_from(fds.len()).unwrap_or(libc::nfds_t::MAX);
+            // SAFETY: `fds` holds `count` valid pollfd structures for the whole call, and every
+            // descriptor stays open while it runs.
+            let ready = unsafe { libc::poll(fds.as_mut_ptr(), count, wait_ms) };
             if ready < 0 {
                 let err = io::Error::last_os_error();
                 if err.kind() == io::ErrorKind::Interrupted {
@@ -369,7 +366,7 @@ impl ControlSocket {
                 }
                 return Err(self.io_error("(events)", err));
             }
-            if ready == 0 || fds[1].revents != 0 {
+            if ready == 0 || fds[1..].iter().any(|fd| fd.revents != 0) {
                 return Ok(None);
             }
             if let Some(message) = self.receive("(events)", Duration::ZERO)? {
@@ -783,7 +780,7 @@ mod tests {
         // An event arrives while nothing wakes the wait.
         server.push("<3>CTRL-EVENT-SCAN-RESULTS ");
         let event = control
-            .next_event_or_wake(None, read_end.as_fd())
+            .next_event_or_wake(None, &[read_end.as_fd()])
             .unwrap()
             .expect("the pushed event");
         assert_eq!(event.name(), "CTRL-EVENT-SCAN-RESULTS");
@@ -791,7 +788,7 @@ mod tests {
         // A limited wait without events ends at its limit.
         let started = Instant::now();
         let event = control
-            .next_event_or_wake(Some(Duration::from_millis(100)), read_end.as_fd())
+            .next_event_or_wake(Some(Duration::from_millis(100)), &[read_end.as_fd()])
             .unwrap();
         assert_eq!(event, None);
         assert!(started.elapsed() >= Duration::from_millis(100));
@@ -809,7 +806,9 @@ mod tests {
             };
             write_end
         });
-        let event = control.next_event_or_wake(None, read_end.as_fd()).unwrap();
+        let event = control
+            .next_event_or_wake(None, &[read_end.as_fd()])
+            .unwrap();
         assert_eq!(event, None);
         drop(waker.join().unwrap());
     }

@@ -9,6 +9,7 @@
 //! - [`privacy`] turns scan-address randomization on or off.
 //! - [`audit`] reports what the running supplicants expose.
 //! - [`iwd`] edits iwd's known-network files, where iwd takes a per-network address.
+//! - [`process`] finds the supplicant process behind a control socket and watches it exit.
 //!
 //! This module neither reads macveil's configuration nor prints anything; the command line and
 //! the daemon do both.
@@ -19,4 +20,5 @@ pub mod ctrl;
 pub mod drive;
 pub mod iwd;
 pub mod privacy;
+pub mod process;
 pub mod supplicant;

@@ -3,6 +3,7 @@
 //! decision to drive a link at all, belong to [`super`].
 
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,8 +50,6 @@ pub(super) enum End {
     SupplicantGone,
     /// The supplicant changes the interface address itself; the fix was logged.
     Refused,
-    /// The supplicant has no enabled network to choose from.
-    NoCandidates,
 }
 
 /// The outcome of following a connection.
@@ -78,13 +77,19 @@ pub(super) struct Driver {
 }
 
 impl Driver {
-    pub(super) fn run(&mut self, radio: &mut dyn Radio, supplicant: &mut Supplicant) -> End {
+    pub(super) fn run(
+        &mut self,
+        radio: &mut dyn Radio,
+        supplicant: &mut Supplicant,
+        exited: Option<&OwnedFd>,
+    ) -> End {
         let mut ops = Stoppable {
             supplicant,
             stop: Arc::clone(&self.stop),
+            exited,
             attached: false,
         };
-        let candidates = match self.prepare(&mut ops) {
+        let mut candidates = match self.prepare(&mut ops) {
             Ok(candidates) => candidates,
             Err(end) => return end,
         };
@@ -122,6 +127,12 @@ impl Driver {
                 }
             }
 
+            if pending.is_none()
+                && let Err(err) = self.refresh_candidates(&mut ops, &mut candidates)
+                && let Some(end) = self.ended(&err)
+            {
+                return end;
+            }
             let chosen = match pending.take() {
                 Some(chosen) => chosen,
                 None => match self.choose(&mut ops, &candidates) {
@@ -276,13 +287,15 @@ impl Driver {
                 candidates
             }
         };
-        if candidates.is_empty() {
+        let candidates = if candidates.is_empty() {
             log::info!(
-                "{ifname}: wpa_supplicant has no enabled network, so the daemon has none to \
-                 choose; it drives the connections again when the supplicant restarts"
+                "{ifname}: wpa_supplicant has no enabled network yet; the daemon takes over as \
+                 soon as one is enabled"
             );
-            return Err(End::NoCandidates);
-        }
+            self.wait_for_candidates(ops)?
+        } else {
+            candidates
+        };
 
         for candidate in &candidates {
             match drive::check_supplicant_keeps_address(&ifname, ops, candidate.id) {
@@ -315,6 +328,76 @@ impl Driver {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
+    }
+
+    fn record_candidates(&self, candidates: &[Candidate]) {
+        *self
+            .recorded
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(candidates.to_vec());
+    }
+
+    /// Waits until the supplicant has an enabled network. Enabling or adding one makes the
+    /// supplicant scan before it connects, so the list is read again at each scan start; the
+    /// daemon then disconnects it before its own attempt in most cases. An attempt that wins
+    /// the race carries the link's fresh address, which no other network has seen.
+    fn wait_for_candidates(&mut self, ops: &mut Stoppable<'_>) -> Result<Vec<Candidate>, End> {
+        loop {
+            let event = match ops.wait_event(None) {
+                Ok(Some(event)) => event,
+                Ok(None) => continue,
+                Err(err) => return Err(self.ended(&err).unwrap_or(End::SupplicantGone)),
+            };
+            match event.name() {
+                "CTRL-EVENT-TERMINATING" => return Err(End::SupplicantGone),
+                "CTRL-EVENT-SCAN-STARTED" | "CTRL-EVENT-NETWORK-ADDED" | "CTRL-EVENT-CONNECTED" => {
+                }
+                _ => continue,
+            }
+            let candidates = ops
+                .list_networks()
+                .and_then(|networks| read_candidates(ops, &networks))
+                .map_err(|err| self.ended(&err).unwrap_or(End::SupplicantGone))?;
+            if !candidates.is_empty() {
+                self.record_candidates(&candidates);
+                return Ok(candidates);
+            }
+        }
+    }
+
+    /// Adds to `candidates` the networks enabled since they were recorded, for example with
+    /// `wpa_cli enable_network`. The networks that `SELECT_NETWORK` disabled stay candidates.
+    fn refresh_candidates(
+        &self,
+        ops: &mut Stoppable<'_>,
+        candidates: &mut Vec<Candidate>,
+    ) -> Result<(), CtrlError> {
+        let networks = ops.list_networks()?;
+        let added: Vec<NetworkEntry> = networks
+            .into_iter()
+            .filter(|network| !candidates.iter().any(|known| known.id == network.id))
+            .collect();
+        let found = read_candidates(ops, &added)?;
+        if !found.is_empty() {
+            log::info!(
+                "{}: also choosing among {}, enabled since",
+                self.ifname,
+                list_ssids(&found)
+            );
+            candidates.extend(found);
+            self.record_candidates(candidates);
+        }
+        Ok(())
+    }
+
+    /// Returns whether the supplicant has an enabled network besides `chosen`, which it could
+    /// move to on its own with `chosen`'s address.
+    fn other_enabled(&self, ops: &mut Stoppable<'_>, chosen: &Candidate) -> bool {
+        ops.list_networks().is_ok_and(|networks| {
+            networks.iter().any(|network| {
+                network.id != chosen.id && !network.is_disabled() && !network.is_p2p_persistent()
+            })
+        })
     }
 
     /// Scans and returns the candidate to connect to, if one is in range.
@@ -458,6 +541,28 @@ impl Driver {
 
             match event.name() {
                 "CTRL-EVENT-TERMINATING" => return Follow::End(End::SupplicantGone),
+                "CTRL-EVENT-DISCONNECTED" if lost_since.is_none() && !self.private_scans => {
+                    // The supplicant's own scans to regain the network would carry its address
+                    // to every network in range.
+                    log::info!(
+                        "{}: lost '{ssid}'; choosing a network again at once, because scans do \
+                         not use random addresses",
+                        self.ifname
+                    );
+                    return Follow::ChooseAgain;
+                }
+                "CTRL-EVENT-DISCONNECTED"
+                    if lost_since.is_none() && self.other_enabled(ops, chosen) =>
+                {
+                    // A network enabled since the connection (wpa_cli enable_network) is one
+                    // the supplicant could move to on its own with this network's address.
+                    log::info!(
+                        "{}: lost '{ssid}' while another network is enabled; choosing a network \
+                         again at once",
+                        self.ifname
+                    );
+                    return Follow::ChooseAgain;
+                }
                 "CTRL-EVENT-DISCONNECTED" if lost_since.is_none() => {
                     log::info!(
                         "{}: lost '{ssid}'; wpa_supplicant may regain it with the same address \
@@ -540,10 +645,16 @@ fn read_candidates(
             .trim()
             .parse()
             .unwrap_or(0);
+        // Without key_mgmt the network matches an access point of any security.
+        let key_mgmt = ops
+            .get_network(network.id, "key_mgmt")
+            .map(|reply| reply.trim().to_string())
+            .unwrap_or_default();
         candidates.push(Candidate {
             id: network.id,
             ssid,
             priority,
+            key_mgmt,
         });
     }
     Ok(candidates)
@@ -560,7 +671,10 @@ pub(super) fn pick<'a>(
         .filter_map(|candidate| {
             results
                 .iter()
-                .filter(|result| result.ssid == candidate.ssid)
+                .filter(|result| {
+                    result.ssid == candidate.ssid
+                        && security_matches(&candidate.key_mgmt, &result.flags)
+                })
                 .map(|result| result.signal)
                 .max()
                 .map(|signal| (candidate, signal))
@@ -572,6 +686,30 @@ pub(super) fn pick<'a>(
                 .then(b.id.cmp(&a.id))
         })
         .map(|(candidate, _)| candidate)
+}
+
+/// Returns whether an access point whose scan flags are `flags` (`[WPA2-PSK-CCMP][ESS]`,
+/// `[ESS]` for an open one) offers a key management of the network's `key_mgmt`, so that two
+/// networks with one SSID but different security are told apart. An empty or unknown
+/// `key_mgmt` matches every access point.
+pub(super) fn security_matches(key_mgmt: &str, flags: &str) -> bool {
+    if key_mgmt.is_empty() {
+        return true;
+    }
+    let protected = ["WPA", "RSN", "WEP", "OSEN"]
+        .iter()
+        .any(|word| flags.contains(word));
+    key_mgmt.split_whitespace().any(|method| match method {
+        // Open networks, and static WEP, which wpa_supplicant configures with NONE too.
+        "NONE" => !protected || flags.contains("WEP"),
+        "OWE" => flags.contains("OWE"),
+        method if method.contains("SAE") => flags.contains("SAE"),
+        method if method.contains("PSK") => flags.contains("PSK"),
+        method if method.contains("EAP") || method == "IEEE8021X" => {
+            flags.contains("EAP") || flags.contains("802.1X")
+        }
+        _ => true,
+    })
 }
 
 fn list_ssids(candidates: &[Candidate]) -> String {
@@ -626,6 +764,9 @@ impl Backoff {
 struct Stoppable<'a> {
     supplicant: &'a mut Supplicant,
     stop: Arc<StopSignal>,
+    /// The supplicant's pidfd, readable once the process exited; `None` when the process
+    /// could not be found.
+    exited: Option<&'a OwnedFd>,
     attached: bool,
 }
 
@@ -645,12 +786,41 @@ impl Stoppable<'_> {
     /// request).
     fn wait_event(&mut self, timeout: Option<Duration>) -> Result<Option<Event>, CtrlError> {
         self.check_stop()?;
+        self.check_exited()?;
+        let mut wake = vec![self.stop.wake_fd()];
+        wake.extend(self.exited.map(AsFd::as_fd));
         let event = self
             .supplicant
             .control()
-            .next_event_or_wake(timeout, self.stop.wake_fd())?;
+            .next_event_or_wake(timeout, &wake)?;
         self.check_stop()?;
+        if event.is_none() {
+            self.check_exited()?;
+        }
         Ok(event)
+    }
+
+    /// Fails when the supplicant's process has exited, which a killed supplicant does without
+    /// a word on its socket.
+    fn check_exited(&self) -> Result<(), CtrlError> {
+        let Some(pidfd) = self.exited else {
+            return Ok(());
+        };
+        let mut poll = libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `poll` is one valid pollfd for the whole call, and the pidfd stays open.
+        let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+        if ready > 0 {
+            return Err(CtrlError::Io {
+                command: String::from("(events)"),
+                path: PathBuf::new(),
+                source: io::Error::new(io::ErrorKind::ConnectionAborted, "wpa_supplicant exited"),
+            });
+        }
+        Ok(())
     }
 }
 
