@@ -39,7 +39,7 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -132,13 +132,60 @@ impl AddressPolicy {
 }
 
 /// A configured network the driver may choose.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Candidate {
     id: u32,
     ssid: Vec<u8>,
     priority: i32,
     /// The network's `key_mgmt`, such as `WPA-PSK` or `NONE`; empty when unknown.
     key_mgmt: String,
+}
+
+/// The file in the state folder that keeps each supplicant's candidates, so that a daemon
+/// that restarts chooses among the networks of the first attach. `SELECT_NETWORK` has disabled
+/// the others since, and the supplicant's list no longer shows them as enabled.
+const CANDIDATES_FILE: &str = "wifi-candidates.json";
+const CANDIDATES_LOCK: &str = "wifi-candidates.lock";
+
+/// The candidates of one supplicant instance, identified by its control socket's inode.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedCandidates {
+    socket: u64,
+    candidates: Vec<Candidate>,
+}
+
+/// Reads the candidates saved for the supplicant of `ifname` whose socket has the inode
+/// `socket`. A missing or unreadable file, or another supplicant's entry, gives `None`.
+fn load_candidates(state_dir: &Path, ifname: &str, socket: u64) -> Option<Vec<Candidate>> {
+    let text = std::fs::read_to_string(state_dir.join(CANDIDATES_FILE)).ok()?;
+    let mut saved: HashMap<String, SavedCandidates> = serde_json::from_str(&text).ok()?;
+    saved
+        .remove(ifname)
+        .filter(|entry| entry.socket == socket)
+        .map(|entry| entry.candidates)
+}
+
+/// Saves the candidates of the supplicant of `ifname` whose socket has the inode `socket`.
+fn save_candidates(
+    state_dir: &Path,
+    ifname: &str,
+    socket: u64,
+    candidates: &[Candidate],
+) -> Result<(), crate::link::state::StateError> {
+    let _lock = crate::link::state::lock(state_dir, CANDIDATES_LOCK)?;
+    let mut saved: HashMap<String, SavedCandidates> =
+        std::fs::read_to_string(state_dir.join(CANDIDATES_FILE))
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+    saved.insert(
+        ifname.to_string(),
+        SavedCandidates {
+            socket,
+            candidates: candidates.to_vec(),
+        },
+    );
+    crate::link::state::write_json(state_dir, CANDIDATES_FILE, &saved)
 }
 
 /// The candidates recorded for one supplicant instance.
@@ -293,7 +340,8 @@ impl Drivers {
         let recorded = match self.recorded.get(ifname) {
             Some((inode, recorded)) if *inode == socket => Arc::clone(recorded),
             _ => {
-                let recorded: Recorded = Arc::default();
+                let saved = load_candidates(&self.settings.state_dir, ifname, socket);
+                let recorded: Recorded = Arc::new(Mutex::new(saved));
                 self.recorded
                     .insert(ifname.to_string(), (socket, Arc::clone(&recorded)));
                 recorded
@@ -329,6 +377,7 @@ impl Drivers {
             settings: self.settings.clone(),
             driven: self.driven.clone(),
             recorded,
+            socket,
             stop: Arc::clone(&stop),
             open_radio: Arc::clone(&self.open_radio),
         };
@@ -435,6 +484,8 @@ struct Job {
     settings: DriverSettings,
     driven: DrivenLinks,
     recorded: Recorded,
+    /// The inode of the supplicant's control socket.
+    socket: u64,
     stop: Arc<StopSignal>,
     open_radio: Arc<OpenRadio>,
 }
@@ -480,6 +531,7 @@ impl Job {
             boot_id: self.settings.boot_id.clone(),
             keys: Keys::new(&self.settings.key_path),
             recorded: Arc::clone(&self.recorded),
+            saved: Some((self.settings.state_dir.clone(), self.socket)),
             stop: Arc::clone(&self.stop),
             regain_timeout: REGAIN_TIMEOUT,
         };

@@ -151,6 +151,12 @@ fn answer(world: &Shared, command: &str) -> Answer {
         ["SELECT_NETWORK", id] => {
             let id: u32 = id.parse().unwrap();
             world.selected = Some(id);
+            // As wpa_supplicant does, the other networks are disabled.
+            for network in &mut world.networks {
+                if network.id != id {
+                    network.flags = "[DISABLED]";
+                }
+            }
             Answer::Send(vec![
                 "OK\n".to_string(),
                 format!("<3>CTRL-EVENT-CONNECTED - Connection to {AP} completed [id={id} id_str=]"),
@@ -276,6 +282,7 @@ impl Setup {
             boot_id: Some(BOOT.to_string()),
             keys: Keys::new(self.key_path()),
             recorded: Arc::default(),
+            saved: None,
             stop: Arc::clone(&stop),
             regain_timeout,
         };
@@ -763,6 +770,38 @@ fn drivers_mark_driven_link_until_stopped() {
     assert!(drivers.running().is_empty());
     assert!(!driven.contains(3));
     assert_eq!(world.lock().unwrap().address, setup.stable_ssid(b"home"));
+}
+
+#[test]
+fn restarted_daemon_keeps_candidates() {
+    let world = world(
+        vec![network(0, "home", 0), network(1, "cafe", 0)],
+        vec![("home", -40), ("cafe", -60)],
+    );
+    let setup = Setup::new(Arc::clone(&world));
+    let policy = wifi_policy("[connection]\nwifi.cloned-mac-address=stable-ssid\n");
+    let driven = DrivenLinks::default();
+    let mut first = drivers(&setup, &driven);
+    first.consider(&wifi_link(3), &policy, true);
+    wait_for(&world, "the connection to home", |world| {
+        world.selected == Some(0) && world.up
+    });
+    first.stop_all();
+    drop(first);
+
+    // SELECT_NETWORK disabled cafe. A daemon that restarts finds it in the saved record.
+    world
+        .lock()
+        .unwrap()
+        .in_range
+        .retain(|(ssid, _)| *ssid != "home");
+    let mut second = drivers(&setup, &driven);
+    second.consider(&wifi_link(3), &policy, true);
+    wait_for(&world, "the connection to cafe", |world| {
+        world.selected == Some(1) && world.up
+    });
+    second.stop_all();
+    assert_eq!(world.lock().unwrap().address, setup.stable_ssid(b"cafe"));
 }
 
 #[test]

@@ -71,6 +71,9 @@ pub(super) struct Driver {
     pub(super) boot_id: Option<String>,
     pub(super) keys: Keys,
     pub(super) recorded: Recorded,
+    /// Where the candidates are saved for a daemon that restarts: the state folder and the
+    /// supplicant's socket inode. `None` keeps them in memory only.
+    pub(super) saved: Option<(PathBuf, u64)>,
     pub(super) stop: Arc<StopSignal>,
     /// [`REGAIN_TIMEOUT`], shorter in tests.
     pub(super) regain_timeout: Duration,
@@ -280,10 +283,9 @@ impl Driver {
                     .map_err(|err| fail(self, "listing wpa_supplicant's networks", err))?;
                 let candidates = read_candidates(ops, &networks)
                     .map_err(|err| fail(self, "reading the networks' settings", err))?;
-                *self
-                    .recorded
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(candidates.clone());
+                if !candidates.is_empty() {
+                    self.record_candidates(&candidates);
+                }
                 candidates
             }
         };
@@ -335,6 +337,15 @@ impl Driver {
             .recorded
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(candidates.to_vec());
+        if let Some((state_dir, socket)) = &self.saved
+            && let Err(err) = super::save_candidates(state_dir, &self.ifname, *socket, candidates)
+        {
+            log::warn!(
+                "{}: cannot save the candidate networks: {err}; a restarted daemon chooses only \
+                 among the networks the supplicant still has enabled",
+                self.ifname
+            );
+        }
     }
 
     /// Waits until the supplicant has an enabled network. Enabling or adding one makes the
