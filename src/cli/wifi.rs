@@ -395,6 +395,8 @@ fn run_connect(args: &ConnectArgs) -> anyhow::Result<Status> {
         ssid: ssid.clone(),
         address,
         timeout: Duration::from_secs(args.timeout),
+        // The command waits for the one network it was given, which may come into range.
+        stop_at_not_found: false,
     };
     let result = drive::connect(&mut radio, &mut supplicant, &plan);
     let previous_shown = |previous: Option<MacAddr>| {

@@ -531,6 +531,7 @@ impl Job {
             boot_id: self.settings.boot_id.clone(),
             keys: Keys::new(&self.settings.key_path),
             recorded: Arc::clone(&self.recorded),
+            not_found: None,
             saved: Some((self.settings.state_dir.clone(), self.socket)),
             stop: Arc::clone(&self.stop),
             regain_timeout: REGAIN_TIMEOUT,

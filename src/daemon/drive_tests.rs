@@ -282,6 +282,7 @@ impl Setup {
             boot_id: Some(BOOT.to_string()),
             keys: Keys::new(self.key_path()),
             recorded: Arc::default(),
+            not_found: None,
             saved: None,
             stop: Arc::clone(&stop),
             regain_timeout,

@@ -75,6 +75,10 @@ pub struct ConnectPlan {
     pub address: Option<MacAddr>,
     /// Maximum time from `SELECT_NETWORK` to `CTRL-EVENT-CONNECTED`.
     pub timeout: Duration,
+    /// Give up at the first `CTRL-EVENT-NETWORK-NOT-FOUND` instead of waiting for the
+    /// timeout, for a caller that chooses another network then. The supplicant's scan did not
+    /// find the network, which scan results kept from earlier scans may still have shown.
+    pub stop_at_not_found: bool,
 }
 
 /// The result of a successful [`connect`].
@@ -523,6 +527,15 @@ fn wait_for_connection(
             "CTRL-EVENT-CONNECTED" if event.field("id").is_none_or(|id| id == selected) => {
                 return Ok(());
             }
+            "CTRL-EVENT-NETWORK-NOT-FOUND" if plan.stop_at_not_found => {
+                return Err(DriveError::NotConnected {
+                    ifname: ifname.to_string(),
+                    ssid: escape_ssid(&plan.ssid),
+                    address,
+                    timeout: plan.timeout,
+                    last_event: Some(event.text.clone()),
+                });
+            }
             "CTRL-EVENT-SSID-TEMP-DISABLED"
             | "CTRL-EVENT-NETWORK-NOT-FOUND"
             | "CTRL-EVENT-ASSOC-REJECT"
@@ -915,6 +928,7 @@ mod tests {
             ssid: b"lab".to_vec(),
             address,
             timeout: Duration::from_millis(300),
+            stop_at_not_found: false,
         }
     }
 

@@ -71,6 +71,8 @@ pub(super) struct Driver {
     pub(super) boot_id: Option<String>,
     pub(super) keys: Keys,
     pub(super) recorded: Recorded,
+    /// The network that the supplicant last reported not found, left out of the next choice.
+    pub(super) not_found: Option<u32>,
     /// Where the candidates are saved for a daemon that restarts: the state folder and the
     /// supplicant's socket inode. `None` keeps them in memory only.
     pub(super) saved: Option<(PathBuf, u64)>,
@@ -144,6 +146,10 @@ impl Driver {
                         chosen
                     }
                     Ok(None) => {
+                        // Each scan round without random addresses gets an address of its
+                        // own, so that a network that comes into range later does not hear
+                        // the one that the networks in range now heard.
+                        needs_fresh_address = !self.private_scans;
                         let wait = rescan.next();
                         log::info!(
                             "{}: none of the networks {} is in range; scanning again in {} s",
@@ -197,6 +203,7 @@ impl Driver {
                 ssid: chosen.ssid.clone(),
                 address,
                 timeout: CONNECT_TIMEOUT,
+                stop_at_not_found: true,
             };
             log::debug!(
                 "{}: connecting to '{ssid}' (network {}, policy {})",
@@ -215,6 +222,26 @@ impl Driver {
                     );
                     retry.reset();
                     None
+                }
+                Err(DriveError::NotConnected { last_event, .. })
+                    if last_event
+                        .as_deref()
+                        .is_some_and(|event| event.starts_with("CTRL-EVENT-NETWORK-NOT-FOUND")) =>
+                {
+                    // The scan results that showed the network were older than the
+                    // supplicant's last scan: it is gone. Choose again without it.
+                    log::info!(
+                        "{}: '{ssid}' is no longer in range; choosing a network again",
+                        self.ifname
+                    );
+                    if let Err(err) = ops.disconnect()
+                        && let Some(end) = self.ended(&err)
+                    {
+                        return end;
+                    }
+                    self.not_found = Some(chosen.id);
+                    needs_fresh_address = !self.private_scans;
+                    continue;
                 }
                 Err(err @ DriveError::NotConnected { .. }) => {
                     log::warn!("{err}");
@@ -446,7 +473,15 @@ impl Driver {
         }
 
         let results = ops.supplicant.scan_results()?;
-        Ok(pick(candidates, &results).cloned())
+        // A network just reported not found is left out of this one choice, because the
+        // results may still list it from an earlier scan.
+        let excluded = self.not_found.take();
+        let remaining: Vec<Candidate> = candidates
+            .iter()
+            .filter(|candidate| Some(candidate.id) != excluded)
+            .cloned()
+            .collect();
+        Ok(pick(&remaining, &results).cloned())
     }
 
     /// Gives the link a fresh random address while it is down, for scans that carry the
@@ -570,6 +605,18 @@ impl Driver {
                     log::info!(
                         "{}: lost '{ssid}' while another network is enabled; choosing a network \
                          again at once",
+                        self.ifname
+                    );
+                    return Follow::ChooseAgain;
+                }
+                "CTRL-EVENT-SCAN-STARTED"
+                    if lost_since.is_some() && self.other_enabled(ops, chosen) =>
+                {
+                    // Enabling a network makes the supplicant scan, and it would join that
+                    // network with this network's address.
+                    log::info!(
+                        "{}: another network was enabled while '{ssid}' is lost; choosing a \
+                         network again at once",
                         self.ifname
                     );
                     return Follow::ChooseAgain;
