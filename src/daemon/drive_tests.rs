@@ -43,6 +43,8 @@ struct World {
     networks: Vec<Network>,
     /// The SSIDs in range and their signal levels.
     in_range: Vec<(&'static str, i32)>,
+    /// The SSIDs among `in_range` that only an earlier scan saw, 40 s ago.
+    stale: Vec<&'static str>,
     selected: Option<u32>,
     /// Every radio operation and supplicant command, in order.
     log: Vec<String>,
@@ -71,6 +73,7 @@ fn world(networks: Vec<Network>, in_range: Vec<(&'static str, i32)>) -> Shared {
         ]),
         networks,
         in_range,
+        stale: Vec::new(),
         selected: None,
         log: Vec::new(),
     }))
@@ -134,6 +137,18 @@ fn answer(world: &Shared, command: &str) -> Answer {
                 ));
             }
             Answer::reply(&reply)
+        }
+        ["BSS", bssid] => {
+            let seen = world
+                .in_range
+                .iter()
+                .enumerate()
+                .find(|(number, _)| *bssid == format!("02:00:00:00:0{number}:00"));
+            match seen {
+                Some((_, (ssid, _))) if world.stale.contains(ssid) => Answer::reply("age=40\n"),
+                Some(_) => Answer::reply("age=0\n"),
+                None => Answer::reply("FAIL\n"),
+            }
         }
         ["STATUS"] => {
             let state = if !world.up {
@@ -640,6 +655,23 @@ fn network_enabled_later_is_chosen_at_loss() {
     });
     running.stop();
     assert_eq!(world.lock().unwrap().address, setup.stable_ssid(b"cafe"));
+}
+
+#[test]
+fn stale_scan_results_are_not_chosen() {
+    // home has the higher priority, but only an earlier scan saw it.
+    let world = world(
+        vec![network(0, "home", 5), network(1, "cafe", 0)],
+        vec![("home", -40), ("cafe", -60)],
+    );
+    world.lock().unwrap().stale.push("home");
+    let setup = Setup::new(Arc::clone(&world));
+    let running = setup.start(ClonedMac::StableSsid, REGAIN_TIMEOUT);
+    wait_for(&world, "the connection to cafe", |world| {
+        world.selected == Some(1) && world.up
+    });
+    running.stop();
+    assert_eq!(count(&world, "SELECT_NETWORK 0"), 0, "{:?}", log(&world));
 }
 
 #[test]

@@ -4,7 +4,8 @@
 # wpa_supplicant with two enabled networks, A and B, and connects to A with A's address. Then
 # A's access point goes away and B's, with a BSSID of its own, comes up. The daemon must connect
 # to B with B's address, and B must see no frame, probe requests included, from an address that
-# the station used while A was in range (frames addressed to A's BSSID aside).
+# the station used while A was in range, up to A's last frame (frames addressed to A's BSSID
+# aside).
 
 # shellcheck source=SCRIPTDIR/../guest/lib.sh
 . /lab/lib.sh
@@ -75,7 +76,10 @@ if ! stop_capture; then
     exit
 fi
 
-frames_around_mark before "$switch_mark" | station_sources >"$LAB_LOGS/sources-a"
+# A was in range until its last frame: the addresses the station used up to then are A's.
+frames_around_mark before "$switch_mark" >"$LAB_LOGS/capture-a.log"
+last_a="$(grep -n "SA:$bssid_a" "$LAB_LOGS/capture-a.log" | tail -n 1 | cut -d: -f1)"
+head -n "${last_a:-0}" "$LAB_LOGS/capture-a.log" | station_sources >"$LAB_LOGS/sources-a"
 echo "$address_a" >>"$LAB_LOGS/sources-a"
 # Frames addressed to A's BSSID are the supplicant's attempts to regain A: they are not sent to
 # B, although B can hear them.

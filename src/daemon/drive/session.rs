@@ -445,6 +445,7 @@ impl Driver {
         ops: &mut Stoppable<'_>,
         candidates: &[Candidate],
     ) -> Result<Option<Candidate>, CtrlError> {
+        let scan_started = Instant::now();
         match ops.supplicant.scan() {
             Ok(()) => {}
             // A scan is running already (`FAIL-BUSY`); its results serve as well.
@@ -472,7 +473,17 @@ impl Driver {
             }
         }
 
-        let results = ops.supplicant.scan_results()?;
+        let mut results = ops.supplicant.scan_results()?;
+        // SCAN_RESULTS also lists access points that earlier scans saw (the kernel keeps them
+        // for 30 s). One that this scan did not see may be gone, and choosing it would send
+        // its network's address to the networks in range. BSS tells each one's age.
+        let scan_age = scan_started.elapsed().as_secs() + 1;
+        results.retain(|result| {
+            let known = candidates
+                .iter()
+                .any(|candidate| candidate.ssid == result.ssid);
+            !known || bss_age(ops, result.bssid).is_none_or(|age| age <= scan_age)
+        });
         // A network just reported not found is left out of this one choice, because the
         // results may still list it from an earlier scan.
         let excluded = self.not_found.take();
@@ -683,6 +694,20 @@ impl Driver {
             _ => None,
         }
     }
+}
+
+/// Returns how many seconds ago the supplicant last saw the access point `bssid` (the `age`
+/// line of `BSS`), or `None` when it cannot tell.
+fn bss_age(ops: &mut Stoppable<'_>, bssid: MacAddr) -> Option<u64> {
+    let reply = ops
+        .supplicant
+        .control()
+        .request(&format!("BSS {bssid}"))
+        .ok()?;
+    reply
+        .lines()
+        .find_map(|line| line.strip_prefix("age="))
+        .and_then(|age| age.trim().parse().ok())
 }
 
 /// Reads the enabled networks' SSIDs and priorities.
