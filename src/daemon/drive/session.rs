@@ -71,7 +71,7 @@ pub(super) struct Driver {
     pub(super) boot_id: Option<String>,
     pub(super) keys: Keys,
     pub(super) recorded: Recorded,
-    /// The network that the supplicant last reported not found, left out of the next choice.
+    /// The network that was last lost or reported not found, left out of the next choice.
     pub(super) not_found: Option<u32>,
     /// Where the candidates are saved for a daemon that restarts: the state folder and the
     /// supplicant's socket inode. `None` keeps them in memory only.
@@ -272,6 +272,9 @@ impl Driver {
             match self.follow(&mut ops, &chosen, lost_since) {
                 Follow::End(end) => return end,
                 Follow::ChooseAgain => {
+                    // The network was just lost, and the next scan's results may still list
+                    // it; it is left out of that one choice.
+                    self.not_found = Some(chosen.id);
                     if let Err(err) = ops.disconnect()
                         && let Some(end) = self.ended(&err)
                     {
@@ -477,22 +480,28 @@ impl Driver {
         // SCAN_RESULTS also lists access points that earlier scans saw (the kernel keeps them
         // for 30 s). One that this scan did not see may be gone, and choosing it would send
         // its network's address to the networks in range. BSS tells each one's age.
-        let scan_age = scan_started.elapsed().as_secs() + 1;
+        // BSS reports whole seconds, rounded down: an access point this scan saw is at most as
+        // old as the scan, and one last seen before it started is older.
+        let scan_age = scan_started.elapsed().as_secs();
         results.retain(|result| {
             let known = candidates
                 .iter()
                 .any(|candidate| candidate.ssid == result.ssid);
             !known || bss_age(ops, result.bssid).is_none_or(|age| age <= scan_age)
         });
-        // A network just reported not found is left out of this one choice, because the
-        // results may still list it from an earlier scan.
+        // A network just lost or reported not found is left out of this one choice, because
+        // the results may still list it from an earlier scan.
+        // With no other candidate in range it is chosen all the same: its address then only
+        // reaches networks that are not candidates.
         let excluded = self.not_found.take();
         let remaining: Vec<Candidate> = candidates
             .iter()
             .filter(|candidate| Some(candidate.id) != excluded)
             .cloned()
             .collect();
-        Ok(pick(&remaining, &results).cloned())
+        Ok(pick(&remaining, &results)
+            .or_else(|| pick(candidates, &results))
+            .cloned())
     }
 
     /// Gives the link a fresh random address while it is down, for scans that carry the
