@@ -480,9 +480,10 @@ impl Driver {
         // SCAN_RESULTS also lists access points that earlier scans saw (the kernel keeps them
         // for 30 s). One that this scan did not see may be gone, and choosing it would send
         // its network's address to the networks in range. BSS tells each one's age.
-        // BSS reports whole seconds, rounded down: an access point this scan saw is at most as
-        // old as the scan, and one last seen before it started is older.
-        let scan_age = scan_started.elapsed().as_secs();
+        // BSS reports whole seconds, rounded down, and is read after this point: an access
+        // point this scan saw is at most one second older than the scan. A network lost just
+        // before the scan is left out by `not_found` below.
+        let scan_age = scan_started.elapsed().as_secs() + 1;
         results.retain(|result| {
             let known = candidates
                 .iter()
