@@ -479,16 +479,19 @@ impl Driver {
         let mut results = ops.supplicant.scan_results()?;
         // SCAN_RESULTS also lists access points that earlier scans saw (the kernel keeps them
         // for 30 s). One that this scan did not see may be gone, and choosing it would send
-        // its network's address to the networks in range. BSS tells each one's age.
-        // BSS reports whole seconds, rounded down, and is read after this point: an access
-        // point this scan saw is at most one second older than the scan. A network lost just
-        // before the scan is left out by `not_found` below.
-        let scan_age = scan_started.elapsed().as_secs() + 1;
+        // its network's address to the networks in range. BSS tells each one's age in whole
+        // seconds, rounded down: an access point this scan saw is not older than the scan at
+        // the moment of the reply, and one last seen before the scan started is older.
         results.retain(|result| {
             let known = candidates
                 .iter()
                 .any(|candidate| candidate.ssid == result.ssid);
-            !known || bss_age(ops, result.bssid).is_none_or(|age| age <= scan_age)
+            if !known {
+                return true;
+            }
+            let age = bss_age(ops, result.bssid);
+            let scan_age = scan_started.elapsed().as_secs();
+            age.is_none_or(|age| age <= scan_age)
         });
         // A network just lost or reported not found is left out of this one choice, because
         // the results may still list it from an earlier scan.
