@@ -43,7 +43,7 @@ struct World {
     networks: Vec<Network>,
     /// The SSIDs in range and their signal levels.
     in_range: Vec<(&'static str, i32)>,
-    /// The SSIDs among `in_range` that only an earlier scan saw, 40 s ago.
+    /// The SSIDs among `in_range` that only an earlier scan saw, which a fresh scan drops.
     stale: Vec<&'static str>,
     selected: Option<u32>,
     /// Every radio operation and supplicant command, in order.
@@ -138,17 +138,16 @@ fn answer(world: &Shared, command: &str) -> Answer {
             }
             Answer::reply(&reply)
         }
-        ["BSS", bssid] => {
-            let seen = world
-                .in_range
-                .iter()
-                .enumerate()
-                .find(|(number, _)| *bssid == format!("02:00:00:00:0{number}:00"));
-            match seen {
-                Some((_, (ssid, _))) if world.stale.contains(ssid) => Answer::reply("age=40\n"),
-                Some(_) => Answer::reply("age=0\n"),
-                None => Answer::reply("FAIL\n"),
-            }
+        // As cfg80211 does with NL80211_SCAN_FLAG_FLUSH, a scan with only_new=1 after
+        // BSS_FLUSH forgets the access points only earlier scans saw.
+        ["BSS_FLUSH", "0"] => Answer::reply("OK\n"),
+        ["SCAN", "only_new=1"] => {
+            let stale = std::mem::take(&mut world.stale);
+            world.in_range.retain(|(ssid, _)| !stale.contains(ssid));
+            Answer::Send(vec![
+                "OK\n".to_string(),
+                "<2>CTRL-EVENT-SCAN-RESULTS ".to_string(),
+            ])
         }
         ["STATUS"] => {
             let state = if !world.up {
@@ -489,7 +488,7 @@ fn driver_connects_chosen_network_with_stable_ssid() {
     // selected.
     let log = log(&world);
     let disconnect = position(&log, "DISCONNECT");
-    let scan = position(&log, "SCAN");
+    let scan = position(&log, "SCAN only_new=1");
     let set = position(&log, &format!("set {expected}"));
     let select = position(&log, "SELECT_NETWORK 1");
     assert!(disconnect < scan, "{log:?}");
@@ -993,12 +992,12 @@ fn choice_without_private_scans_hides_old_address() {
     // Between the lost connection and the second scan, the link went down and got an address
     // that is neither the network's nor the permanent one.
     let log = log(&world);
-    let first_scan = position(&log, "SCAN");
+    let first_scan = position(&log, "SCAN only_new=1");
     let second_scan = first_scan
         + 1
         + log[first_scan + 1..]
             .iter()
-            .position(|line| line == "SCAN")
+            .position(|line| line == "SCAN only_new=1")
             .unwrap_or_else(|| panic!("no second scan: {log:?}"));
     let between: Vec<&String> = log[..second_scan]
         .iter()

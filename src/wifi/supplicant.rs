@@ -210,6 +210,18 @@ impl Supplicant {
         self.control.request_ok("SCAN")
     }
 
+    /// Starts a scan whose results hold only the access points it sees: `BSS_FLUSH 0` empties
+    /// the supplicant's list (but for the one in use), and `only_new=1` asks cfg80211 to drop
+    /// its cached entries (`NL80211_SCAN_FLAG_FLUSH`). Without both, the results also list
+    /// access points seen up to 30 s earlier (cfg80211's cache) or in the supplicant's
+    /// previous scans, which may be gone.
+    pub fn scan_fresh(&mut self) -> Result<(), CtrlError> {
+        if let Err(err) = self.control.request_ok("BSS_FLUSH 0") {
+            log::debug!("BSS_FLUSH failed: {err}; older access points may stay listed");
+        }
+        self.control.request_ok("SCAN only_new=1")
+    }
+
     /// Returns the access points of the last scan (`SCAN_RESULTS`).
     pub fn scan_results(&mut self) -> Result<Vec<ScanResult>, CtrlError> {
         let reply = self.control.request("SCAN_RESULTS")?;

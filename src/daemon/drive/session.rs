@@ -448,8 +448,7 @@ impl Driver {
         ops: &mut Stoppable<'_>,
         candidates: &[Candidate],
     ) -> Result<Option<Candidate>, CtrlError> {
-        let scan_started = Instant::now();
-        match ops.supplicant.scan() {
+        match ops.supplicant.scan_fresh() {
             Ok(()) => {}
             // A scan is running already (`FAIL-BUSY`); its results serve as well.
             Err(CtrlError::Rejected { reply, .. }) if reply.contains("BUSY") => {}
@@ -476,23 +475,7 @@ impl Driver {
             }
         }
 
-        let mut results = ops.supplicant.scan_results()?;
-        // SCAN_RESULTS also lists access points that earlier scans saw (the kernel keeps them
-        // for 30 s). One that this scan did not see may be gone, and choosing it would send
-        // its network's address to the networks in range. BSS tells each one's age in whole
-        // seconds, rounded down: an access point this scan saw is not older than the scan at
-        // the moment of the reply, and one last seen before the scan started is older.
-        results.retain(|result| {
-            let known = candidates
-                .iter()
-                .any(|candidate| candidate.ssid == result.ssid);
-            if !known {
-                return true;
-            }
-            let age = bss_age(ops, result.bssid);
-            let scan_age = scan_started.elapsed().as_secs();
-            age.is_none_or(|age| age <= scan_age)
-        });
+        let results = ops.supplicant.scan_results()?;
         // A network just lost or reported not found is left out of this one choice, because
         // the results may still list it from an earlier scan.
         // With no other candidate in range it is chosen all the same: its address then only
@@ -707,20 +690,6 @@ impl Driver {
             _ => None,
         }
     }
-}
-
-/// Returns how many seconds ago the supplicant last saw the access point `bssid` (the `age`
-/// line of `BSS`), or `None` when it cannot tell.
-fn bss_age(ops: &mut Stoppable<'_>, bssid: MacAddr) -> Option<u64> {
-    let reply = ops
-        .supplicant
-        .control()
-        .request(&format!("BSS {bssid}"))
-        .ok()?;
-    reply
-        .lines()
-        .find_map(|line| line.strip_prefix("age="))
-        .and_then(|age| age.trim().parse().ok())
 }
 
 /// Reads the enabled networks' SSIDs and priorities.
