@@ -20,7 +20,7 @@
 # Environment:
 #   MACVEIL_LAB_CACHE    cache folder (default: ${XDG_CACHE_HOME:-$HOME/.cache}/macveil-wifi-lab)
 #   MACVEIL_LAB_KERNEL   kernel package to use instead of the one linux-image-amd64 depends on
-#   MACVEIL_LAB_TIMEOUT  maximum seconds from boot to power-off (default 300)
+#   MACVEIL_LAB_TIMEOUT  maximum seconds from boot to power-off (default 600)
 
 set -euo pipefail
 
@@ -53,7 +53,7 @@ readonly base_modules=(rfkill libarc4 cfg80211 mac80211 virtio_ring virtio ctr c
 readonly radio_module=mac80211_hwsim
 
 cache="${MACVEIL_LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/macveil-wifi-lab}"
-timeout_seconds="${MACVEIL_LAB_TIMEOUT:-300}"
+timeout_seconds="${MACVEIL_LAB_TIMEOUT:-600}"
 work=""
 qemu_pid=""
 
