@@ -73,8 +73,8 @@ pub(super) struct Driver {
     pub(super) recorded: Recorded,
     /// The network that was last lost or reported not found, left out of the next choice.
     pub(super) not_found: Option<u32>,
-    /// Where the candidates are saved for a daemon that restarts: the state folder and the
-    /// supplicant's socket inode. `None` keeps them in memory only.
+    /// The state folder and the supplicant's socket inode under which the candidates are saved
+    /// for a daemon that restarts. `None` keeps them in memory only.
     pub(super) saved: Option<(PathBuf, u64)>,
     pub(super) stop: Arc<StopSignal>,
     /// [`REGAIN_TIMEOUT`], shorter in tests.
@@ -379,7 +379,7 @@ impl Driver {
     }
 
     /// Waits until the supplicant has an enabled network. Enabling or adding one makes the
-    /// supplicant scan before it connects, so the list is read again at each scan start; the
+    /// supplicant scan before it connects, so the list is read again at each scan start. The
     /// daemon then disconnects it before its own attempt in most cases. An attempt that wins
     /// the race carries the link's fresh address, which no other network has seen.
     fn wait_for_candidates(&mut self, ops: &mut Stoppable<'_>) -> Result<Vec<Candidate>, End> {
@@ -755,7 +755,7 @@ pub(super) fn pick<'a>(
 
 /// Returns whether an access point whose scan flags are `flags` (`[WPA2-PSK-CCMP][ESS]`,
 /// `[ESS]` for an open one) offers a key management of the network's `key_mgmt`, so that two
-/// networks with one SSID but different security are told apart. An empty or unknown
+/// networks with one SSID but different security are distinguished. An empty or unknown
 /// `key_mgmt` matches every access point.
 pub(super) fn security_matches(key_mgmt: &str, flags: &str) -> bool {
     if key_mgmt.is_empty() {
