@@ -16,7 +16,7 @@ use std::path::Path;
 /// Finds the process that bound the unix socket `path`. `None` when no process has it open, or
 /// when `/proc` does not show it (a hardened service may see only its own processes).
 pub fn socket_owner(path: &Path) -> io::Result<Option<u32>> {
-    let wanted = fs::canonicalize(path)?;
+    let canonical = fs::canonicalize(path)?;
     let table = fs::read_to_string("/proc/self/net/unix")?;
     let Some(inode) = table.lines().skip(1).find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -28,7 +28,7 @@ pub fn socket_owner(path: &Path) -> io::Result<Option<u32>> {
         if fields.len() < 8 {
             return None;
         }
-        let same = fs::canonicalize(bound).is_ok_and(|bound| bound == wanted);
+        let same = fs::canonicalize(bound).is_ok_and(|bound| bound == canonical);
         same.then(|| inode.to_string())
     }) else {
         return Ok(None);
