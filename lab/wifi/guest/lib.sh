@@ -575,3 +575,46 @@ addresses_named_in() {
         fi
     done
 }
+
+# --- two networks and the daemon ----------------------------------------------------------------
+
+# Prepares a scenario with two open networks, macveil-lab-$1-a and macveil-lab-$1-b: sets
+# network_a, network_b, switch_mark, permanent, bssid_a and the two stable-ssid addresses
+# address_a and address_b, writes the daemon's configuration (stable-ssid, and any further keys
+# given after $1), starts the daemon, the capture and A's access point. Reports the failing step
+# as $1-expected, $1-daemon or $1-capture and returns 1 when one fails.
+start_two_networks() {
+    prefix="$1"
+    shift
+    network_a="macveil-lab-$prefix-a"
+    network_b="macveil-lab-$prefix-b"
+    switch_mark=macveil-lab-mark-switch
+    permanent="$(permanent_address wlan0)"
+    bssid_a="$(current_address wlan1)"
+    address_a="$(stable_ssid_address "$network_a")"
+    address_b="$(stable_ssid_address "$network_b")"
+    if [ -z "$address_a" ] || [ -z "$address_b" ]; then
+        fail "$prefix-expected" "macveil gen --stable printed no address for the networks"
+        return 1
+    fi
+    write_daemon_config 'wifi.cloned-mac-address=stable-ssid' "$@"
+    if ! start_daemon daemon; then
+        fail "$prefix-daemon" "the daemon did not report its start within 10 s: $(tail -n 5 "$LAB_LOGS/daemon.log" | tr '\n' ' ')"
+        return 1
+    fi
+    if ! start_capture; then
+        fail "$prefix-capture" "tcpdump did not start listening on hwsim0 within 10 s"
+        return 1
+    fi
+    if ! start_access_point open "$network_a"; then
+        fail "$prefix-capture" "hostapd did not report AP-ENABLED for $network_a within 15 s"
+        return 1
+    fi
+}
+
+# Waits up to $3 seconds (default 30) until the daemon's log $LAB_LOGS/$4.log (default
+# daemon.log) reports connection number $2 to the SSID $1, and sets "address" to its address.
+wait_for_connection() {
+    wait_until "${3:-30}" "[ -n \"\$(daemon_connection $1 $2 '$LAB_LOGS/${4:-daemon}.log')\" ]" || return 1
+    address="$(daemon_connection "$1" "$2" "$LAB_LOGS/${4:-daemon}.log")"
+}

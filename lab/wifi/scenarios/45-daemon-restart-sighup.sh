@@ -11,38 +11,8 @@
 # shellcheck source=SCRIPTDIR/../guest/lib.sh
 . /lab/lib.sh
 
-network_a=macveil-lab-reload-a
-network_b=macveil-lab-reload-b
-switch_mark=macveil-lab-mark-switch
-permanent="$(permanent_address wlan0)"
-bssid_a="$(current_address wlan1)"
-address_a="$(stable_ssid_address "$network_a")"
-address_b="$(stable_ssid_address "$network_b")"
-if [ -z "$address_a" ] || [ -z "$address_b" ]; then
-    fail reload-expected "macveil gen --stable printed no address for the networks"
-    exit
-fi
+start_two_networks reload || exit
 
-write_daemon_config 'wifi.cloned-mac-address=stable-ssid'
-if ! start_daemon daemon; then
-    fail reload-daemon "the daemon did not report its start within 10 s: $(tail -n 5 "$LAB_LOGS/daemon.log" | tr '\n' ' ')"
-    exit
-fi
-if ! start_capture; then
-    fail reload-capture "tcpdump did not start listening on hwsim0 within 10 s"
-    exit
-fi
-if ! start_access_point open "$network_a"; then
-    fail reload-capture "hostapd did not report AP-ENABLED for $network_a within 15 s"
-    exit
-fi
-
-# Waits until the daemon whose log is $LAB_LOGS/$3.log reports connection number $2 to the SSID
-# $1, and sets "address" to its address. Returns 1 after $4 seconds, 30 by default.
-wait_for_connection() {
-    wait_until "${4:-30}" "[ -n \"\$(daemon_connection $1 $2 '$LAB_LOGS/$3.log')\" ]" || return 1
-    address="$(daemon_connection "$1" "$2" "$LAB_LOGS/$3.log")"
-}
 daemon_tail() {
     grep wlan0 "$LAB_LOGS/$1.log" | tail -n 5 | tr '\n' ' '
 }
@@ -54,7 +24,7 @@ for _ in 1 2 3; do
     # shellcheck disable=SC2154 # start_background sets daemon_pid
     kill -HUP "$daemon_pid"
 done
-if ! wait_for_connection "$network_a" 1 daemon; then
+if ! wait_for_connection "$network_a" 1 30 daemon; then
     fail reload-sighup-connects "with three SIGHUPs during the drive, the daemon reported no connection to $network_a within 30 s: $(daemon_tail daemon)"
     exit
 elif [ "$address" != "$address_a" ] || [ "$(current_address wlan0)" != "$address_a" ]; then
@@ -91,7 +61,7 @@ if ! start_daemon daemon_2; then
     fail reload-daemon "the second daemon did not report its start within 10 s: $(tail -n 5 "$LAB_LOGS/daemon_2.log" | tr '\n' ' ')"
     exit
 fi
-if ! wait_for_connection "$network_a" 1 daemon_2; then
+if ! wait_for_connection "$network_a" 1 30 daemon_2; then
     fail reload-restart-connects "the restarted daemon reported no connection to $network_a within 30 s (wlan0 had $after_stop when the first stopped): $(daemon_tail daemon_2)"
     exit
 elif [ "$address" != "$address_a" ]; then
@@ -120,7 +90,7 @@ if ! start_daemon daemon_3; then
     exit
 fi
 # B is in range when the daemon starts, so it needs one scan and one connection.
-if ! wait_for_connection "$network_b" 1 daemon_3 20; then
+if ! wait_for_connection "$network_b" 1 20 daemon_3; then
     fail reload-restart-follows-network "the daemon, restarted after a connection to $network_a, reported no connection to $network_b within 20 s: $(grep 'chooses among' "$LAB_LOGS/daemon_3.log" | tail -n 1) $(grep 'none of the networks' "$LAB_LOGS/daemon_3.log" | tail -n 1)"
 elif [ "$address" != "$address_b" ]; then
     fail reload-restart-follows-network "the daemon connected to $network_b with $address, expected $address_b"

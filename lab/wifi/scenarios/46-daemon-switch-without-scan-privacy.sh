@@ -10,38 +10,7 @@
 # shellcheck source=SCRIPTDIR/../guest/lib.sh
 . /lab/lib.sh
 
-network_a=macveil-lab-switch-a
-network_b=macveil-lab-switch-b
-switch_mark=macveil-lab-mark-switch
-permanent="$(permanent_address wlan0)"
-bssid_a="$(current_address wlan1)"
-address_a="$(stable_ssid_address "$network_a")"
-address_b="$(stable_ssid_address "$network_b")"
-if [ -z "$address_a" ] || [ -z "$address_b" ]; then
-    fail switch-expected "macveil gen --stable printed no address for the networks"
-    exit
-fi
-
-write_daemon_config 'wifi.cloned-mac-address=stable-ssid' 'wifi.scan-rand-mac-address=no'
-if ! start_daemon daemon; then
-    fail switch-daemon "the daemon did not report its start within 10 s: $(tail -n 5 "$LAB_LOGS/daemon.log" | tr '\n' ' ')"
-    exit
-fi
-if ! start_capture; then
-    fail switch-capture "tcpdump did not start listening on hwsim0 within 10 s"
-    exit
-fi
-if ! start_access_point open "$network_a"; then
-    fail switch-capture "hostapd did not report AP-ENABLED for $network_a within 15 s"
-    exit
-fi
-
-# Waits until the daemon reports connection number $2 to the SSID $1 and sets "address" to its
-# address. Returns 1 after $3 seconds.
-wait_for_connection() {
-    wait_until "$3" "[ -n \"\$(daemon_connection $1 $2 '$LAB_LOGS/daemon.log')\" ]" || return 1
-    address="$(daemon_connection "$1" "$2" "$LAB_LOGS/daemon.log")"
-}
+start_two_networks switch 'wifi.scan-rand-mac-address=no' || exit
 
 start_enabled_station "$network_a" "$network_b"
 if ! wait_for_connection "$network_a" 1 30; then

@@ -13,39 +13,8 @@
 # shellcheck source=SCRIPTDIR/../guest/lib.sh
 . /lab/lib.sh
 
-network_a=macveil-lab-others-a
-network_b=macveil-lab-others-b
-switch_mark=macveil-lab-mark-switch
 other_address=02:5a:5a:5a:5a:5a
-permanent="$(permanent_address wlan0)"
-bssid_a="$(current_address wlan1)"
-address_a="$(stable_ssid_address "$network_a")"
-address_b="$(stable_ssid_address "$network_b")"
-if [ -z "$address_a" ] || [ -z "$address_b" ]; then
-    fail others-expected "macveil gen --stable printed no address for the networks"
-    exit
-fi
-
-write_daemon_config 'wifi.cloned-mac-address=stable-ssid'
-if ! start_daemon daemon; then
-    fail others-daemon "the daemon did not report its start within 10 s: $(tail -n 5 "$LAB_LOGS/daemon.log" | tr '\n' ' ')"
-    exit
-fi
-if ! start_capture; then
-    fail others-capture "tcpdump did not start listening on hwsim0 within 10 s"
-    exit
-fi
-if ! start_access_point open "$network_a"; then
-    fail others-capture "hostapd did not report AP-ENABLED for $network_a within 15 s"
-    exit
-fi
-
-# Waits until the daemon reports connection number $2 to the SSID $1 and sets "address" to its
-# address. Returns 1 after $3 seconds.
-wait_for_connection() {
-    wait_until "$3" "[ -n \"\$(daemon_connection $1 $2 '$LAB_LOGS/daemon.log')\" ]" || return 1
-    address="$(daemon_connection "$1" "$2" "$LAB_LOGS/daemon.log")"
-}
+start_two_networks others || exit
 
 start_enabled_station "$network_a" "$network_b"
 for _ in 1 2 3; do
