@@ -618,3 +618,12 @@ wait_for_connection() {
     wait_until "${3:-30}" "[ -n \"\$(daemon_connection $1 $2 '$LAB_LOGS/${4:-daemon}.log')\" ]" || return 1
     address="$(daemon_connection "$1" "$2" "$LAB_LOGS/${4:-daemon}.log")"
 }
+
+# Prints the station addresses in the frames before the mark $2 (see mark_capture), up to the
+# last frame of the access point $1: the addresses its network could hear. A scan that began
+# after the access point went, and ended after the mark, does not count.
+sources_while_in_range() {
+    frames_around_mark before "$2" >"$LAB_LOGS/capture-in-range.log"
+    last_seen="$(grep -n "SA:$1" "$LAB_LOGS/capture-in-range.log" | tail -n 1 | cut -d: -f1)"
+    head -n "${last_seen:-0}" "$LAB_LOGS/capture-in-range.log" | station_sources
+}

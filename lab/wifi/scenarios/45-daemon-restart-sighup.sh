@@ -103,7 +103,7 @@ if ! stop_capture; then
     exit
 fi
 
-frames_around_mark before "$switch_mark" | station_sources >"$LAB_LOGS/sources-a"
+sources_while_in_range "$bssid_a" "$switch_mark" >"$LAB_LOGS/sources-a"
 # Frames addressed to A's BSSID are the supplicant's attempts to regain A: they are not sent to
 # B, although B can hear them.
 frames_around_mark after "$switch_mark" | frames_not_to "$bssid_a" >"$LAB_LOGS/capture-b.log"

@@ -45,10 +45,7 @@ if ! stop_capture; then
     exit
 fi
 
-# A was in range until its last frame: the addresses the station used up to then are A's.
-frames_around_mark before "$switch_mark" >"$LAB_LOGS/capture-a.log"
-last_a="$(grep -n "SA:$bssid_a" "$LAB_LOGS/capture-a.log" | tail -n 1 | cut -d: -f1)"
-head -n "${last_a:-0}" "$LAB_LOGS/capture-a.log" | station_sources >"$LAB_LOGS/sources-a"
+sources_while_in_range "$bssid_a" "$switch_mark" >"$LAB_LOGS/sources-a"
 echo "$address_a" >>"$LAB_LOGS/sources-a"
 # Frames addressed to A's BSSID are the supplicant's attempts to regain A: they are not sent to
 # B, although B can hear them.

@@ -134,7 +134,11 @@ if ! stop_capture; then
     exit
 fi
 frames_around_mark after macveil-lab-mark-a >"$LAB_LOGS/capture-from-a.log"
-sed -n '/Probe Request (macveil-lab-mark-b)/q; p' "$LAB_LOGS/capture-from-a.log" | station_sources >"$LAB_LOGS/sources-a"
+# A was in range until its last frame: the addresses the station used up to then are A's. A
+# scan that began after A went and ended after the mark is not A's.
+sed -n '/Probe Request (macveil-lab-mark-b)/q; p' "$LAB_LOGS/capture-from-a.log" >"$LAB_LOGS/capture-a.log"
+last_a="$(grep -n "SA:02:00:00:00:01:0a" "$LAB_LOGS/capture-a.log" | tail -n 1 | cut -d: -f1)"
+head -n "${last_a:-0}" "$LAB_LOGS/capture-a.log" | station_sources >"$LAB_LOGS/sources-a"
 sed -n '/Probe Request (macveil-lab-mark-b)/,$p' "$LAB_LOGS/capture-from-a.log" | sed 1d |
     frames_not_to 02:00:00:00:01:0a >"$LAB_LOGS/capture-b.log"
 linking="$(addresses_named_in "$LAB_LOGS/sources-a" "$LAB_LOGS/capture-b.log")"
