@@ -537,7 +537,7 @@ impl Job {
             regain_timeout: REGAIN_TIMEOUT,
         };
         // The supplicant's exit is watched through its pidfd, because a killed supplicant
-        // says nothing on its socket.
+        // sends nothing on its socket.
         let socket = self.settings.ctrl_dir.join(&ifname);
         let exited = match crate::wifi::process::socket_owner(&socket) {
             Ok(Some(pid)) => crate::wifi::process::pidfd(pid)

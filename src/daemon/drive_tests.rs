@@ -21,7 +21,7 @@ const PERMANENT: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0]);
 const START: MacAddr = MacAddr([0x06, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e]);
 const AP: &str = "02:00:00:00:01:00";
 const BOOT: &str = "0b0d4a38-6a0a-4a36-9f2c-7f3d8a4e5b6c";
-/// The longest a stopped driver may take to end: the stop wakes it at once, so this only
+/// The maximum time a stopped driver may take to end. The stop wakes it at once, so this only
 /// absorbs scheduling delays.
 const STOP_LIMIT: Duration = Duration::from_secs(2);
 
@@ -139,7 +139,7 @@ fn answer(world: &Shared, command: &str) -> Answer {
             Answer::reply(&reply)
         }
         // As cfg80211 does with NL80211_SCAN_FLAG_FLUSH, a scan with only_new=1 after
-        // BSS_FLUSH forgets the access points only earlier scans saw.
+        // BSS_FLUSH drops the access points only earlier scans saw.
         ["BSS_FLUSH", "0"] => Answer::reply("OK\n"),
         ["SCAN", "only_new=1"] => {
             let stale = std::mem::take(&mut world.stale);
@@ -688,7 +688,7 @@ fn supplicant_exit_ends_driver() {
 fn killed_supplicant_ends_driver_at_once() {
     let world = world(vec![network(0, "home", 0)], vec![("home", -40)]);
     let setup = Setup::new(Arc::clone(&world));
-    // A child process stands for the supplicant: killed, it says nothing on the socket.
+    // A child process is the supplicant's stand-in: killed, it sends nothing on the socket.
     let mut child = std::process::Command::new("sleep")
         .arg("60")
         .spawn()

@@ -139,7 +139,7 @@ pub struct Engine {
     references_cache: Option<References>,
     /// Links removed since the references were last written. The next write drops their
     /// references.
-    gone: Vec<(u32, String)>,
+    removed_links: Vec<(u32, String)>,
     records: RecordStore,
     netns: String,
     known: HashMap<u32, Known>,
@@ -176,7 +176,7 @@ impl Engine {
         Engine {
             references: ReferenceStore::new(&settings.state_dir),
             references_cache: None,
-            gone: Vec::new(),
+            removed_links: Vec::new(),
             records: RecordStore::new(&settings.state_dir),
             netns: ops.netns_key().to_string(),
             settings,
@@ -586,7 +586,7 @@ impl Engine {
         work: Vec<(Link, Trigger)>,
         removed: Vec<(u32, String)>,
     ) -> Result<(Summary, Vec<u32>), LinkError> {
-        self.gone.extend(removed.iter().cloned());
+        self.removed_links.extend(removed.iter().cloned());
         let mut update = RecordUpdate {
             upsert: Vec::new(),
             remove: removed,
@@ -671,8 +671,8 @@ impl Engine {
         let references = if missing.is_empty() {
             references
         } else {
-            let gone = std::mem::take(&mut self.gone);
-            self.references.update(&self.netns, &missing, &gone)?
+            let removed = std::mem::take(&mut self.removed_links);
+            self.references.update(&self.netns, &missing, &removed)?
         };
         self.references_cache = Some(references.clone());
         Ok(references)

@@ -145,20 +145,20 @@ impl ReferenceStore {
     }
 
     /// Records as [`ReferenceStore::record`] does, and in the same write drops the references
-    /// of the removed links in `gone` (index and name) of the namespace `netns`. A removed
+    /// of the removed links in `removed` (index and name) of the namespace `netns`. A removed
     /// link's reference would otherwise stay in the file until the next boot.
     pub fn update(
         &self,
         netns: &str,
         links: &[&Link],
-        gone: &[(u32, String)],
+        removed: &[(u32, String)],
     ) -> Result<References, StateError> {
         let _lock = lock(&self.dir, LOCK_FILE)?;
         let mut entries = self.read_entries()?;
         let before = entries.len();
         entries.retain(|entry| {
             entry.netns != netns
-                || !gone
+                || !removed
                     .iter()
                     .any(|(index, name)| entry.ifindex == *index && &entry.ifname == name)
         });

@@ -177,7 +177,7 @@ pub fn effective_mac(
     };
     // NetworkManager before 1.46 does not know stable-ssid. Its keyfile reader still loads
     // the profile, drops the value ("ignoring invalid MAC address") and activates the profile
-    // as if the key were unset; the Wi-Fi lab's NetworkManager 1.42 showed this.
+    // as if the key were unset. The Wi-Fi lab's NetworkManager 1.42 showed this.
     let profile_mode = match &profile.cloned_mac_address {
         Some(located) => {
             let mode = parse_cloned(&located.value, wifi)

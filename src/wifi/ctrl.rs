@@ -356,7 +356,7 @@ impl ControlSocket {
                 })
                 .collect();
             let count = libc::nfds_t::try_from(fds.len()).unwrap_or(libc::nfds_t::MAX);
-            // SAFETY: `fds` holds `count` valid pollfd structures for the whole call, and every
+            // SAFETY: `fds` contains `count` valid pollfd structures for the whole call, and every
             // descriptor stays open while it runs.
             let ready = unsafe { libc::poll(fds.as_mut_ptr(), count, wait_ms) };
             if ready < 0 {

@@ -149,11 +149,12 @@ enum Line<'a> {
 struct Parsed<'a> {
     /// Each line as it is in the file, with its ending.
     raw: Vec<&'a str>,
-    /// What each line is.
+    /// The kind of each line.
     lines: Vec<Line<'a>>,
 }
 
-/// Whether `key` is a valid key name for `l_settings`: ASCII letters, digits, `_`, `-`, `.`.
+/// Returns whether `key` is a valid key name for `l_settings`: ASCII letters, digits, `_`,
+/// `-`, `.`.
 fn valid_key(key: &str) -> bool {
     !key.is_empty()
         && key

@@ -211,7 +211,7 @@ impl Supplicant {
     }
 
     /// Starts a scan whose results contain only the access points it receives: `BSS_FLUSH 0` empties
-    /// the supplicant's list (but for the one in use), and `only_new=1` asks cfg80211 to drop
+    /// the supplicant's list (but for the one in use), and `only_new=1` makes cfg80211 drop
     /// its cached entries (`NL80211_SCAN_FLAG_FLUSH`). Without both, the results also list
     /// access points seen up to 30 s earlier (cfg80211's cache) or in the supplicant's
     /// previous scans, which may be gone.

@@ -442,7 +442,7 @@ start_iwd() {
 
 # --- marks in the capture --------------------------------------------------------------------
 
-# Sends a probe request for the SSID $1 from wlan1 and waits until the capture holds it, so that
+# Sends a probe request for the SSID $1 from wlan1 and waits until the capture contains it, so that
 # the frames sent before and after this moment can be distinguished in capture.log. hostapd must not
 # run on wlan1. Returns 1 when the mark does not reach the capture within 10 s.
 mark_capture() {

@@ -56,7 +56,7 @@ wait "$wpa_supplicant_pid" 2>/dev/null
 after_kill="$(current_address wlan0)"
 stop_background hostapd
 # The kernel lists an access point for 30 s after its last frame. A scan with the flush flag,
-# from a random address, forgets A now, as time would after a move.
+# from a random address, drops A now, as time would after a move.
 iw dev wlan0 scan flush randomise freq 2412 >/dev/null 2>>"$LAB_LOGS/tcpdump.log"
 # B's access point is another device, with a BSSID of its own.
 set_access_point_address 02:00:00:00:01:0b

@@ -50,7 +50,7 @@ echo "$address_a" >>"$LAB_LOGS/sources-a"
 # Frames addressed to A's BSSID are the supplicant's attempts to regain A: they are not sent to
 # B, although B can hear them.
 frames_around_mark after "$switch_mark" | frames_not_to "$bssid_a" >"$LAB_LOGS/capture-b.log"
-# Probe requests, and the probe responses that answer them, apart from the other frames.
+# Probe requests, and the probe responses to them, apart from the other frames.
 grep -e 'Probe Request' -e 'Probe Response' "$LAB_LOGS/capture-b.log" >"$LAB_LOGS/capture-b-probes.log"
 grep -v -e 'Probe Request' -e 'Probe Response' "$LAB_LOGS/capture-b.log" >"$LAB_LOGS/capture-b-other.log"
 

@@ -5,7 +5,7 @@
 #   point: the daemon must connect with the WPA2 network.
 # - A network block with mac_addr=1: the daemon must not drive the link and must log the reason.
 #   The supplicant, which then sets its own address, must connect without the permanent address.
-# - No enabled network: the daemon must say that it has none to choose. When a user enables A
+# - No enabled network: the daemon must log that it has none to choose. When a user enables A
 #   with wpa_cli, and later B after A's access point went away, B must not see the address the
 #   station used with A.
 
